@@ -1,0 +1,109 @@
+"""NIGT: normalised gradient descent with momentum and implicit gradient transport.
+
+SPEC section 2, written for a loss ``f = -J`` (gradients arrive with the sign of the loss)::
+
+    d_0         = g_0                                  (gradient at theta_0)
+    d_t         = (1 - eta) d_{t-1} + eta g_t          (t >= 1, g_t taken at theta~_t)
+    Delta_{t+1} = -alpha_t d_t / ||d_t||               (0 when ||d_t|| = 0)
+    theta_{t+1} = theta_t + Delta_{t+1}
+    theta~_{t+1} = theta_{t+1} + c Delta_{t+1},        c = (1 - eta) / eta
+
+The parameters the caller holds are the evaluation point ``theta~``; the update
+returned is ``theta~_{t+1} - theta~_t = (1 + c) Delta_{t+1} - c Delta_t``.
+``nigt_eval_params(params, state)`` recovers ``theta_t = theta~_t - c Delta_t``,
+the point to evaluate and deploy (compare ``optax.contrib.schedule_free_eval_params``).
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jnigt.transforms import _checks
+
+
+class NigtState(NamedTuple):
+    """State of :func:`nigt`.
+
+    count: int32, number of updates applied so far (t).
+    delta: last step ``Delta_t = theta_t - theta_{t-1}`` (zeros before the first step).
+    momentum_buffer: ``d_{t-1}``.
+    transport: float32 ``c = (1 - eta) / eta``, kept so that the state alone recovers theta_t.
+    """
+
+    count: jax.Array
+    delta: optax.Updates
+    momentum_buffer: optax.Updates
+    transport: jax.Array
+
+
+def nigt(learning_rate: optax.ScalarOrSchedule, momentum: float) -> optax.GradientTransformation:
+    """Normalised policy gradient with momentum and implicit gradient transport.
+
+    Args:
+      learning_rate: alpha, a positive float or an optax schedule ``step -> alpha_t``.
+      momentum: eta in (0, 1]; ``momentum=1`` is plain normalised SGD (no extrapolation).
+
+    Returns:
+      An ``optax.GradientTransformation`` whose update maps loss gradients taken at
+      ``theta~_t`` (the caller's params) to ``theta~_{t+1} - theta~_t``.
+    """
+    _checks.check_learning_rate(learning_rate)
+    eta = _checks.check_momentum(momentum)
+    c = (1.0 - eta) / eta
+
+    def init_fn(params):
+        zeros = optax.tree.zeros_like(params)
+        return NigtState(
+            count=jnp.zeros([], jnp.int32),
+            delta=zeros,
+            momentum_buffer=zeros,
+            transport=jnp.asarray(c, jnp.float32),
+        )
+
+    def update_fn(updates, state, params=None):
+        del params
+        first = state.count == 0
+        d = jax.tree.map(
+            lambda g, m: jnp.where(first, g, (1.0 - eta) * m + eta * g).astype(g.dtype),
+            updates, state.momentum_buffer)
+        norm = optax.tree.norm(d)
+        alpha = learning_rate(state.count) if callable(learning_rate) else learning_rate
+        scale = jnp.where(norm > 0, -alpha / jnp.where(norm > 0, norm, 1.0), 0.0)
+        new_delta = jax.tree.map(lambda x: (scale * x).astype(x.dtype), d)
+        out = jax.tree.map(
+            lambda new, old: ((1.0 + c) * new - c * old).astype(new.dtype),
+            new_delta, state.delta)
+        new_state = NigtState(
+            count=optax.safe_increment(state.count),
+            delta=new_delta,
+            momentum_buffer=d,
+            transport=state.transport,
+        )
+        return out, new_state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def _find_nigt_state(state: Any) -> NigtState:
+    found = [
+        leaf for leaf in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, NigtState))
+        if isinstance(leaf, NigtState)
+    ]
+    if len(found) != 1:
+        raise ValueError(
+            f"state must contain exactly one NigtState (found {len(found)}); pass the state of "
+            "nigt(...) or of a wrapper/chain around it")
+    return found[0]
+
+
+def nigt_eval_params(params: optax.Params, state: Any) -> optax.Params:
+    """Recover ``theta_t = theta~_t - c * Delta_t`` from the caller's params and the state.
+
+    ``state`` may be the state of ``nigt`` itself or of any wrapper or chain around it
+    (``rennala(nigt(...))``, ``optax.chain(..., nigt(...))``).
+    """
+    s = _find_nigt_state(state)
+    return jax.tree.map(lambda p, dl: (p - s.transport * dl).astype(p.dtype), params, s.delta)
