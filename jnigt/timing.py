@@ -305,8 +305,9 @@ def malenia_round(timing: Timing, horizon: int, batch_size: int, key, max_per_ag
   Events are the ``n * K`` arrivals (``K = max_per_agent``), sorted stably by time in agent-major order. The
   counts after event e, ``M_i(e) = #{j : (A_ij, i) <= (t_e, a_e)}``, grow with e, so the rule is monotone:
   a binary search over e (``ceil(log2(nK + 1))`` steps, each n ``searchsorted``) finds the close event.
-  If the rule never holds within K arrivals per agent the counts are those after the last event and
-  ``duration = inf``: size K with ``malenia_max_per_agent`` (plus slack under jitter).
+  ``duration = inf`` (counts then meaningless) if the rule never holds within K arrivals per agent, or if
+  some agent used up its K arrivals strictly before the close (its true count is unknown): size K with
+  ``malenia_max_per_agent`` (plus slack under jitter) and check ``isfinite(duration)``.
   """
   arrivals = arrival_times(timing, horizon, key, int(max_per_agent))
   counts, close = _malenia_search(arrivals, int(batch_size))
@@ -340,8 +341,13 @@ def _malenia_search(arrivals, batch_size: int):
   steps = max(1, math.ceil(math.log2(num_events + 1)))
   lo, _ = jax.lax.fori_loop(0, steps, body, (jnp.int32(0), jnp.int32(num_events)))
   e = jnp.minimum(lo, num_events - 1)
-  close = jnp.where(lo < num_events, t_sorted[e], jnp.inf)
-  return counts_at(e), close
+  counts = counts_at(e)
+  t_close = t_sorted[e]
+  # An agent that used up its K arrivals strictly before the close might have delivered more: the true
+  # counts (and maybe an earlier close) are unknown, so report the round as not closed.
+  saturated = jnp.any((counts == k) & (arrivals[:, k - 1] < t_close))
+  close = jnp.where((lo < num_events) & ~saturated, t_close, jnp.inf)
+  return counts, close
 
 
 def synchronized_round(timing: Timing, horizon: int, per_agent: int, key) -> Round:
