@@ -65,6 +65,20 @@ def _psum(x, axis_name):
     return x if axis_name is None else jax.lax.psum(x, axis_name)
 
 
+def _device_local(tree, axis_name):
+    """Mark device-local state as varying over ``axis_name`` when init runs inside shard_map.
+
+    Keeps a ``lax.scan`` carry type-stable under shard_map's varying-axes check; outside a
+    shard_map (axis unbound) the state is returned as is.
+    """
+    if axis_name is None:
+        return tree
+    try:
+        return jax.lax.pcast(tree, axis_name, to="varying")
+    except (NameError, ValueError):  # not inside shard_map
+        return tree
+
+
 def _drop_non_finite(updates, counts):
     """Zero every agent whose contribution is not finite; return (updates, counts, n_dropped)."""
     n = counts.shape[0]
@@ -100,12 +114,14 @@ def _wrapper(
         else:
             acc = optax.tree.zeros_like(params)
         counts_shape = () if num_agents is None else (num_agents,)
+        acc, counts, dropped = _device_local(
+            (acc, jnp.zeros(counts_shape, jnp.int32), jnp.zeros([], jnp.int32)), axis_name)
         return AggregatorState(
             acc=acc,
-            counts=jnp.zeros(counts_shape, jnp.int32),
+            counts=counts,
             rounds=jnp.zeros([], jnp.int32),
             closed=jnp.zeros([], bool),
-            dropped=jnp.zeros([], jnp.int32),
+            dropped=dropped,
             inner_state=inner.init(params),
         )
 
@@ -126,7 +142,10 @@ def _wrapper(
             return inner.update(aggregate, state.inner_state, params, **extra_args)
 
         def wait(_):
-            return optax.tree.zeros_like(jax.tree.map(lambda a: a[0] if per_agent_acc else a, acc)), state.inner_state
+            # fresh constants, so both branches agree on shard_map's varying-axes types
+            zeros = jax.tree.map(
+                lambda a: jnp.zeros(a.shape[1:] if per_agent_acc else a.shape, a.dtype), acc)
+            return zeros, state.inner_state
 
         out, inner_state = jax.lax.cond(close, emit, wait, None)
         new_state = AggregatorState(
