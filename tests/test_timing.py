@@ -319,3 +319,11 @@ def test_timing_direct_validation_and_models():
   r = T.make_timing(50, "random", seed=1).step_time
   assert r.min() >= 1 and r.max() <= 10
   assert T.make_timing(3, comm=0.5).num_agents == 3
+
+
+def test_malenia_exact_harmonic_tie_closes():
+  # n = M: harmonic mean 1 >= M/n = 1 holds exactly at counts (1, 1, 1); float32 rounding must not block it.
+  timing = T.make_timing(3, [1.0, 2.0, 3.0])
+  rnd = T.malenia_round(timing, H, 3, None, 4)
+  np.testing.assert_array_equal(np.asarray(rnd.counts), [3, 1, 1])
+  assert float(rnd.duration) == 3 * H
