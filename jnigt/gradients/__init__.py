@@ -1,0 +1,15 @@
+"""Policies and GPOMDP policy-gradient estimators."""
+
+from .gpomdp import PolicyGradient, TrajectoryGradient, gpomdp_gradient, reset_env, rollout, trajectory_gradient
+from .policy import GaussianPolicy, make_policy
+
+__all__ = [
+    'GaussianPolicy',
+    'make_policy',
+    'TrajectoryGradient',
+    'PolicyGradient',
+    'trajectory_gradient',
+    'gpomdp_gradient',
+    'rollout',
+    'reset_env',
+]
