@@ -31,8 +31,9 @@ import optax
 from jnigt.transforms import _checks
 
 # Relative slack on Malenia's harmonic-mean rule, so that float32 rounding in sum_i 1/M_i
-# never keeps a round open that the exact rule closes (jnigt.timing uses a tighter slack).
-HARMONIC_RTOL = 1e-5
+# never keeps a round open that the exact rule closes (twice the slack of jnigt.timing, so
+# a round the simulated clock closes always closes here too).
+HARMONIC_RTOL = 2e-5
 
 
 class AggregatorState(NamedTuple):

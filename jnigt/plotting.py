@@ -1,0 +1,83 @@
+"""Return against simulated time for one or many runs (matplotlib, PNG).
+
+Runs with the same label (method+optimizer, plus env) are treated as seeds: the median is drawn
+with a shaded 20%-80% band, on a common grid of the x axis.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+
+def find_runs(paths: Sequence[str]) -> List[str]:
+    """Run folders (holding metrics.jsonl) among ``paths`` and their sub-folders."""
+    found = []
+    for p in paths:
+        if os.path.exists(os.path.join(p, "metrics.jsonl")):
+            found.append(p)
+        elif os.path.isdir(p):
+            found.extend(find_runs(sorted(os.path.join(p, c) for c in os.listdir(p))))
+    return found
+
+
+def load_run(path: str):
+    with open(os.path.join(path, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    config = {}
+    if os.path.exists(os.path.join(path, "config.json")):
+        with open(os.path.join(path, "config.json")) as f:
+            config = json.load(f)
+    return config, rows
+
+
+def label_of(config: dict) -> str:
+    names = {("rennala", "nigt"): "Rennala NIGT", ("malenia", "nigt"): "Malenia NIGT",
+             ("synchronized", "nigt"): "Synchronized NIGT", ("afedpg", "nigt"): "AFedPG"}
+    key = (config.get("method"), config.get("optimizer"))
+    return names.get(key, f"{key[0]}+{key[1]}")
+
+
+def curves(paths: Sequence[str], x: str = "time") -> Dict[str, List[tuple]]:
+    """label -> list of (x values, eval returns), one per run (rows with an evaluation only)."""
+    out = defaultdict(list)
+    for run in find_runs(paths):
+        config, rows = load_run(run)
+        ev = [r for r in rows if "eval_return" in r]
+        if ev:
+            out[label_of(config)].append(
+                (np.array([r[x] for r in ev], float), np.array([r["eval_return"] for r in ev], float)))
+    return dict(out)
+
+
+def plot_runs(paths: Sequence[str], out: str, x: str = "time", title: str | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = curves(paths, x)
+    if not data:
+        raise ValueError(f"no run with metrics.jsonl under {list(paths)}")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, runs in sorted(data.items()):
+        if len(runs) == 1:
+            ax.plot(runs[0][0], runs[0][1], label=label)
+            continue
+        hi = min(r[0][-1] for r in runs)
+        grid = np.linspace(0, hi, 100)
+        ys = np.stack([np.interp(grid, r[0], r[1]) for r in runs])
+        ax.plot(grid, np.median(ys, axis=0), label=f"{label} ({len(runs)} seeds)")
+        ax.fill_between(grid, np.quantile(ys, 0.2, axis=0), np.quantile(ys, 0.8, axis=0), alpha=0.25)
+    ax.set_xlabel({"time": "simulated time (s)", "env_steps": "environment steps", "round": "round"}[x])
+    ax.set_ylabel("evaluation return of theta_t")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
