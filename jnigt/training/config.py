@@ -15,6 +15,19 @@ OPTAX_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "lion")
 OPTIMIZERS = ("nigt",) + OPTAX_OPTIMIZERS
 
 
+def _times(spec, name):
+    """A model name, one number, or comma-separated per-agent numbers ("1,10")."""
+    if not isinstance(spec, str):
+        return spec
+    try:
+        values = [float(v) for v in spec.split(",")]
+    except ValueError:
+        return spec   # a model name; jnigt.timing checks it
+    if name == "step_model" and len(values) == 1:
+        raise ValueError(f"step_model: a single number is not a model; give a model name or one number per agent (got {spec!r})")
+    return values[0] if len(values) == 1 else values
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a run. ``method`` + ``optimizer`` name the algorithm:
@@ -27,8 +40,8 @@ class TrainConfig:
     method: str = "rennala"
     optimizer: str = "nigt"
     num_agents: int = 10
-    step_model: str = "sqrt"          # jnigt.timing step models: equal | sqrt | decreasing | random
-    comm_model: str = "zero"          # zero | sqrt | sqrt_d | a float
+    step_model: str = "sqrt"          # equal | sqrt | decreasing | random | "h_1,h_2,...,h_n"
+    comm_model: str = "zero"          # zero | sqrt | sqrt_d | a number | "k_1,...,k_n"
     jitter: float = 0.0
     stragglers: int = 0
     dead: int = 0
@@ -77,13 +90,8 @@ class TrainConfig:
         return self.batch_size if self.init_batch_size is None else self.init_batch_size
 
     def make_timing(self, num_params: Optional[int] = None) -> timing_lib.Timing:
-        comm = self.comm_model
-        try:
-            comm = float(comm)
-        except (TypeError, ValueError):
-            pass
         t = timing_lib.make_timing(
-            self.num_agents, self.step_model, comm, num_params=num_params, jitter=self.jitter,
+            self.num_agents, _times(self.step_model, "step_model"), _times(self.comm_model, "comm_model"), num_params=num_params, jitter=self.jitter,
             stragglers=self.stragglers, dead=self.dead, allreduce_cost=self.allreduce_cost)
         timing_lib.validate_method(t, self.method)
         timing_lib.reachable(t, max(self.batch_size, self.first_batch))
