@@ -62,7 +62,7 @@ def _strip_weak_type(tree):
 
 def _cast_like(new, old):
   """Cast ``new`` leaves to the dtypes of ``old`` (keeps a scan carry type-stable)."""
-  return jax.tree.map(lambda n, o: jnp.astype(jnp.asarray(n), o.dtype), new, old)
+  return jax.tree.map(lambda n, o: jnp.astype(jnp.asarray(n), jnp.asarray(o).dtype), new, old)
 
 
 def reset_env(env: Any, rng: jax.Array, agent_id: jax.Array):
