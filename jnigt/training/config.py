@@ -13,6 +13,7 @@ METHODS = ("rennala", "malenia", "synchronized", "afedpg")
 # Inner optimizers: "nigt" (the paper) or any optax optimizer that takes a learning rate.
 OPTAX_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "lion")
 OPTIMIZERS = ("nigt",) + OPTAX_OPTIMIZERS
+POLICIES = ("mlp", "linear")
 
 
 def _times(spec, name):
@@ -56,6 +57,7 @@ class TrainConfig:
     eval_every: int = 10
     eval_episodes: int = 16
     hidden_sizes: Tuple[int, ...] = (64, 64)
+    policy: str = "mlp"               # mlp (SPEC section 1) | linear (mu = W s + b, no tanh; LQR ground truth)
     seed: int = 0
     malenia_slack: float = 2.0        # slot buffer factor for Malenia under jitter
 
@@ -65,6 +67,8 @@ class TrainConfig:
 
         if self.method not in METHODS:
             bad("method", f"unknown method; valid methods: {', '.join(METHODS)}")
+        if self.policy not in POLICIES:
+            bad("policy", f"unknown policy; valid policies: {', '.join(POLICIES)}")
         if self.optimizer not in OPTIMIZERS:
             bad("optimizer", f"unknown optimizer; valid optimizers: {', '.join(OPTIMIZERS)}")
         for name in ("num_agents", "horizon", "batch_size", "rounds", "eval_every", "eval_episodes"):
@@ -96,6 +100,13 @@ class TrainConfig:
         timing_lib.validate_method(t, self.method)
         timing_lib.reachable(t, max(self.batch_size, self.first_batch))
         return t
+
+    def make_policy(self, env):
+        from jnigt.gradients.policy import make_policy
+
+        if self.policy == "linear":
+            return make_policy(env, hidden_sizes=(), action_scale=None, state_dependent_std=False)
+        return make_policy(env, hidden_sizes=tuple(self.hidden_sizes))
 
     def make_optimizer(self) -> optax.GradientTransformation:
         from jnigt.transforms import nigt

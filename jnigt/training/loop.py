@@ -28,7 +28,7 @@ from jax.sharding import PartitionSpec as P
 
 from jnigt import timing as timing_lib
 from jnigt.distributed import AXIS, make_agent_mesh
-from jnigt.gradients import gpomdp, policy as policy_lib
+from jnigt.gradients import gpomdp
 from jnigt.training.config import TrainConfig
 from jnigt.transforms import malenia, nigt_eval_params, rennala, synchronized
 from jnigt.transforms.nigt import NigtState
@@ -83,7 +83,7 @@ class Trainer:
 
         self.config = c = config
         self.env = env if env is not None else make_env(c.env, backend=c.backend)
-        self.policy = policy_lib.make_policy(self.env, hidden_sizes=tuple(c.hidden_sizes))
+        self.policy = c.make_policy(self.env)
         self.num_params = sum(x.size for x in jax.tree.leaves(
             jax.eval_shape(self.policy.init, jax.random.key(0))))
         self.timing = c.make_timing(self.num_params)
@@ -132,19 +132,37 @@ class Trainer:
         if self.use_pmap:
             in_axes = tuple(0 if s == P(AXIS) else None for s in in_specs)
             out_axes = tuple(0 for _ in out_specs)
+            d = self.mesh.devices.size
 
-            def unwrap(*args):
+            def unwrap(_, *args):
                 return fn(*args)
-            mapped = jax.pmap(unwrap, axis_name=AXIS, in_axes=in_axes, out_axes=out_axes,
-                              devices=self.mesh.devices.ravel())
+            # a dummy mapped argument: pmap needs one even when every input is replicated
+            mapped = jax.pmap(unwrap, axis_name=AXIS, in_axes=(0,) + in_axes, out_axes=out_axes,
+                              devices=list(self.mesh.devices.ravel()))
+
+            # same layout as shard_map: a P(AXIS) array [d * k, ...] is d blocks [k, ...]
+            split = lambda x: x.reshape((d, x.shape[0] // d) + x.shape[1:])
+            merge = lambda x: x.reshape((d * x.shape[1],) + x.shape[2:])
 
             def call(*args):
-                outs = mapped(*args)
-                return tuple(o if s == P(AXIS) else jax.tree.map(lambda x: x[0], o)
+                args = tuple(jax.tree.map(split, a) if s == P(AXIS) else a for a, s in zip(args, in_specs))
+                outs = mapped(jnp.zeros((d,), jnp.int32), *args)
+                return tuple(jax.tree.map(merge, o) if s == P(AXIS) else jax.tree.map(lambda x: x[0], o)
                              for o, s in zip(outs, out_specs))
             return call
         return jax.shard_map(fn, mesh=self.mesh, in_specs=in_specs, out_specs=out_specs,
                              check_vma=False)
+
+    def _replicate(self, tree):
+        """The same value on every device of the mesh, as global arrays (every process holds
+        the same host value: the state is built from the seed)."""
+        sharding = jax.sharding.NamedSharding(self.mesh, P())
+
+        def put(x):
+            if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+                return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+            return jax.make_array_from_process_local_data(sharding, np.asarray(x))
+        return jax.tree.map(put, tree)
 
     def init_state(self) -> TrainState:
         c = self.config
@@ -160,6 +178,9 @@ class Trainer:
         wrapper = self._wrapper()
         init = self._map(lambda p: (jax.tree.map(lambda x: x[None], wrapper.init(p)),),
                          in_specs=(P(),), out_specs=(P(AXIS),))
+        # replicated over the mesh from the start: the chunk's outputs have this sharding, so the
+        # second chunk does not recompile, and with several processes these are global arrays
+        params, key, zero_f, zero_i = self._replicate((params, key, zero_f, zero_i))
         (opt_state,) = jax.jit(init)(params)
         return TrainState(params, opt_state, key, zero_f, zero_i, zero_i, zero_i, {}, zero_f)
 

@@ -5,6 +5,7 @@ from its last checkpoint and ends with exactly the parameters and metrics of an 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from typing import Callable, List, Optional
@@ -50,6 +51,13 @@ def _is_writer() -> bool:
     return jax.process_index() == 0
 
 
+@functools.lru_cache(maxsize=8)
+def _cached_trainer(config: TrainConfig, num_devices: Optional[int], use_pmap: bool) -> Trainer:
+    """One Trainer (and one compilation) per config within a process: resuming, or running the
+    same config again, reuses the compiled chunk."""
+    return Trainer(config, num_devices=num_devices, use_pmap=use_pmap)
+
+
 def train(
     config: TrainConfig,
     out_dir: Optional[str] = None,
@@ -68,7 +76,7 @@ def train(
     checkpoints (``checkpoints/<round>``). ``stop_after_chunks`` ends the call early (as if killed
     after that many chunks) -- used to test resuming.
     """
-    trainer = Trainer(config, num_devices=num_devices, use_pmap=use_pmap)
+    trainer = _cached_trainer(config, num_devices, use_pmap)
     state = trainer.init_state()
     rows: List[dict] = []
     manager = writer = None
