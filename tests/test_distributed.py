@@ -13,7 +13,6 @@ Compilation dominates the runtime, so each (method, devices, map) is trained onc
 import functools
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -81,18 +80,32 @@ def test_device_counts_agree(method, mapper, device_counts):
             assert leaf.shape[0] == num_devices
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+LAUNCHER = os.path.join(REPO, "scripts", "launch_local.py")
 
 
-def _child_env(devices_per_process):
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices_per_process}"
-    env["JAX_PLATFORMS"] = "cpu"
-    env["PYTHONPATH"] = os.pathsep.join([REPO] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    return env
+def _launch(args, log_dir, timeout=400):
+    """Run scripts/launch_local.py; stop it (and so its children) whatever happens."""
+    log = open(os.path.join(log_dir, "launcher.log"), "w+")
+    proc = subprocess.Popen([sys.executable, LAUNCHER, "--log-dir", log_dir, "--timeout", str(timeout), *args],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        code = proc.wait(timeout=timeout + 60)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()            # the launcher stops its children on SIGTERM
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.seek(0)
+        text = log.read()
+        log.close()
+        for name in sorted(os.listdir(log_dir)):
+            if name.startswith("proc"):
+                with open(os.path.join(log_dir, name)) as f:
+                    text += f"\n----- {name}\n" + f.read()
+    return code, text[-6000:]
 
 
 def _cli_args(method, out):
@@ -104,35 +117,16 @@ def _cli_args(method, out):
 
 
 def test_two_processes_match_one_process():
-    """2 processes x 1 device (gloo) == 1 process x 2 devices: parameters and metrics."""
+    """2 processes x 1 device (gloo, through scripts/launch_local.py and the CLI) == 1 process x
+    2 devices: metrics and the parameters of the checkpoint both processes wrote."""
     import orbax.checkpoint as ocp
 
     method = "rennala"
     trainer, ref, ref_metrics = _train(method, 2, False)
     with tempfile.TemporaryDirectory() as out:
-        port = _free_port()
-        procs, logs = [], []
-        try:
-            for i in range(2):
-                log = open(os.path.join(out, f"proc{i}.log"), "w+")
-                logs.append(log)
-                cmd = [sys.executable, "-m", "jnigt.cli", "train", *_cli_args(method, out),
-                       "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)]
-                procs.append(subprocess.Popen(cmd, env=_child_env(1), stdout=log, stderr=subprocess.STDOUT,
-                                              cwd=REPO))
-            codes = [p.wait(timeout=400) for p in procs]
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-            text = []
-            for log in logs:
-                log.seek(0)
-                text.append(log.read()[-3000:])
-                log.close()
-        assert codes == [0, 0], "\n-----\n".join(text)
-
+        code, text = _launch(["--num-processes", "2", "--devices-per-process", "1", "--",
+                              *_cli_args(method, out)], out)
+        assert code == 0, text
         run_dir = os.path.join(out, f"{method}+nigt")
         with open(os.path.join(run_dir, "metrics.jsonl")) as f:
             rows = [json.loads(line) for line in f if line.strip()]
@@ -148,6 +142,14 @@ def test_two_processes_match_one_process():
             restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(ref))
         chex.assert_trees_all_close(_host(restored.params), _host(ref.params), **TOL)
         chex.assert_trees_all_close(_host(restored.opt_state), _host(ref.opt_state), **TOL)
+
+
+def test_launcher_stops_on_failure():
+    """A child that fails makes the launcher stop the others and return its exit code."""
+    with tempfile.TemporaryDirectory() as out:
+        code, text = _launch(["--num-processes", "2", "--", "--method", "bogus", "--out", out], out, timeout=120)
+    assert code == 2, text
+    assert "unknown method" in text
 
 
 # ---------------------------------------------------------------------------------- clear errors
