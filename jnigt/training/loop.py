@@ -93,7 +93,12 @@ class Trainer:
         self.num_devices = d = self.mesh.devices.size
         n = c.num_agents
         if c.method == "afedpg":
+            # no collective: one device per process runs it (replicated, so every process holds
+            # the same global state and can write metrics/checkpoints)
             self.num_devices = 1
+            self.mesh = jax.sharding.Mesh(
+                np.array([jax.local_devices(process_index=i)[0] for i in range(jax.process_count())]),
+                (AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
         elif c.method == "rennala":
             self.slots = math.ceil(max(c.batch_size, c.first_batch) / d)
             self.contributors = self.slots
@@ -173,8 +178,8 @@ class Trainer:
             key, ck = jax.random.split(key)
             clock = timing_lib.afedpg_init(self.timing, c.horizon, ck)
             stale = jax.tree.map(lambda p: jnp.broadcast_to(p, (c.num_agents,) + p.shape), params)
-            return TrainState(params, self.inner.init(params), key, zero_f, zero_i, zero_i, zero_i,
-                              stale, clock.next_finish)
+            return self._replicate(TrainState(params, self.inner.init(params), key, zero_f, zero_i, zero_i,
+                                              zero_i, stale, clock.next_finish))
         wrapper = self._wrapper()
         init = self._map(lambda p: (jax.tree.map(lambda x: x[None], wrapper.init(p)),),
                          in_specs=(P(),), out_specs=(P(AXIS),))
