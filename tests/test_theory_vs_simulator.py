@@ -18,7 +18,7 @@
 
 3. Random times (jitter > 0, per-trajectory lognormal factors with mean 1): the bound is not a per-round
    guarantee, but by Wald's identity the expected number of arrivals of agent i by time t is still
-   >= t / (H h_i) - 1. We test that the MEAN measured Rennala round time over 2000 rounds stays below the
+   >= t / (H h_i) - 1. We test that the MEAN measured Rennala round time over 1000 rounds stays below the
    fixed-time bound (ii) times (1 + 0.1) (a 10% tolerance for jitter <= 0.5) and above the lower bound
    H M / S_n times (1 - 0.1).
 
@@ -33,7 +33,7 @@ import pytest
 from jnigt import theory
 from jnigt import timing as T
 
-HORIZONS = (5, 64)
+HORIZONS = (64,)   # H = 5 is covered by test_short_horizon
 
 # jitted once per (n, H, M) shape; the Timing pytree's leaves are traced, so models of one n share a compile
 rennala_round = jax.jit(T.rennala_round, static_argnums=(1, 2))
@@ -41,10 +41,10 @@ synchronized_round = jax.jit(T.synchronized_round, static_argnums=(1, 2))
 
 
 def _timings():
-    cases = []
-    for n in (1, 3, 10, 37):
-        for model in ("equal", "sqrt", "decreasing", "random"):
-            cases.append((f"{model}-n{n}", T.make_timing(n, model, seed=n)))
+    cases = [("equal-n1", T.make_timing(1, "equal"))]
+    for n, model in ((3, "equal"), (3, "random"), (10, "equal"), (10, "sqrt"), (10, "decreasing"),
+                     (37, "sqrt"), (37, "random")):
+        cases.append((f"{model}-n{n}", T.make_timing(n, model, seed=n)))
     cases.append(("stragglers-n10", T.make_timing(10, "sqrt", stragglers=2)))
     cases.append(("stragglers-equal-n8", T.make_timing(8, "equal", stragglers=3)))
     cases.append(("explicit-1,10", T.make_timing(2, [1.0, 10.0])))
@@ -77,7 +77,7 @@ def test_fixed_rennala_round_equals_close_time_and_within_bounds(name, timing):
             assert lower * (1 - 1e-6) <= measured <= min(ceil_bound, harmonic_bound) * (1 + 1e-6), (name, H, M)
 
 
-MALENIA_CASES = [c for c in CASES if "n37" not in c[0] and "n1" != c[0][-2:]]
+MALENIA_CASES = [c for c in CASES if c[0] in ("equal-n3", "random-n3", "sqrt-n10", "decreasing-n10", "stragglers-n10", "explicit-1,10")]
 
 
 @pytest.mark.parametrize("name,timing", MALENIA_CASES, ids=[c[0] for c in MALENIA_CASES])
@@ -105,6 +105,18 @@ def test_fixed_synchronized_round_equals_close_time(name, timing):
             assert exact >= theory.rennala_close_time(timing.step_time, H, M) * (1 - 1e-6)
 
 
+def test_short_horizon():
+    timing = T.make_timing(10, "sqrt")
+    for M in (1, 20):
+        measured = float(rennala_round(timing, 5, M, None).duration)
+        assert measured == pytest.approx(theory.rennala_close_time(timing.step_time, 5, M), rel=1e-6)
+    k = int(T.malenia_max_per_agent(timing, 5, 20).max()) + 1
+    assert float(T.malenia_round(timing, 5, 20, None, k).duration) == pytest.approx(
+        theory.malenia_close_time(timing.step_time, 5, 20), rel=1e-6)
+    assert float(synchronized_round(timing, 5, 2, None).duration) == pytest.approx(
+        theory.synchronized_close_time(timing.step_time, 5, 2), rel=1e-6)
+
+
 def test_dead_agent_rennala_matches_theory():
     timing = T.make_timing(6, "sqrt", dead=2)
     for M in (1, 9, 30):
@@ -126,7 +138,7 @@ def test_fixed_counts_match_theory_counts_without_ties():
 
 @pytest.mark.parametrize("n,model,jitter", [(10, "sqrt", 0.3), (10, "equal", 0.5), (37, "decreasing", 0.5)])
 def test_jittered_mean_rennala_round_within_bound(n, model, jitter):
-    H, M, rounds = 20, 20, 2000
+    H, M, rounds = 20, 20, 1000
     timing = T.make_timing(n, model, jitter=jitter)
     keys = jax.random.split(jax.random.key(n), rounds)
     durations = np.asarray(jax.jit(jax.vmap(lambda k: T.rennala_round(timing, H, M, k).duration))(keys))
