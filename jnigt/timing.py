@@ -279,15 +279,37 @@ def _finish(timing, arrivals, counts, close) -> Round:
 def rennala_round(timing: Timing, horizon: int, batch_size: int, key) -> Round:
   """Rennala: closes at the ``M``-th arrival overall (``M = batch_size``); exactly M gradients count.
 
-  The M smallest of ``A[i, j]`` (``j < M``) in ``(time, agent)`` order: ``lax.top_k`` of ``-A`` flattened
-  agent-major, whose ties go to the lower flat index, i.e. the lower agent. ``counts_i`` = how many are
-  agent i's. Fixed times: close = M-th smallest of ``j H h_i``.
+  The M smallest of ``A[i, j]`` (``j < M``) in ``(time, agent)`` order. Only the ``k = min(n, M)`` agents
+  with the earliest first arrival can contribute (any other agent's first arrival comes after k others), so
+  the search runs on their ``[k, M]`` rows: ``lax.top_k`` of ``-A`` flattened agent-major, whose ties go to
+  the lower flat index, i.e. the lower agent. The cost is O(n + M^2), not O(n M). ``counts_i`` = how many
+  are agent i's. Fixed times: close = M-th smallest of ``j H h_i``.
   """
   n, m = timing.num_agents, int(batch_size)
-  arrivals = arrival_times(timing, horizon, key, m)
-  neg, idx = jax.lax.top_k(-arrivals.reshape(-1), m)
-  counts = jnp.bincount(idx // m, length=n).astype(jnp.int32)
-  return _finish(timing, arrivals, counts, -neg[m - 1])
+  k = min(n, m)
+  if timing.jitter == 0:
+    first = _traj_time(timing, horizon)
+  else:
+    arrivals = arrival_times(timing, horizon, key, m)
+    first = arrivals[:, 0]
+  _, cand = jax.lax.top_k(-first, k)
+  cand = jnp.sort(cand)   # agent-major order keeps the (time, agent) tie-break
+  if timing.jitter == 0:
+    rows = first[cand][:, None] * jnp.arange(1, m + 1, dtype=jnp.float32)[None, :]
+  else:
+    rows = arrivals[cand]
+  neg, idx = jax.lax.top_k(-rows.reshape(-1), m)
+  close = -neg[m - 1]
+  cand_counts = jnp.bincount(idx // m, length=k).astype(jnp.int32)
+  counts = jnp.zeros((n,), jnp.int32).at[cand].add(cand_counts)
+  last = jnp.take_along_axis(rows, jnp.maximum(cand_counts - 1, 0)[:, None], axis=1)[:, 0]
+  last = jnp.where(cand_counts > 0, last, 0.0)
+  return Round(
+      counts=counts,
+      duration=close.astype(jnp.float32),
+      comm=_allreduce_charge(timing, counts),
+      wasted=(n * close - jnp.sum(last)).astype(jnp.float32),
+  )
 
 
 def _harmonic_ok(counts, n: int, batch_size: int):
