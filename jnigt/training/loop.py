@@ -120,7 +120,7 @@ class Trainer:
                 if c.jitter > 0:
                     self.max_per_agent = math.ceil(self.max_per_agent * c.malenia_slack) + 1
                     self.slots = math.ceil(self.slots * c.malenia_slack) + self.local_agents
-        self._chunk = jax.jit(self._build_chunk(), donate_argnums=())
+        self._chunk = jax.jit(self._build_chunk())
         self._eval = jax.jit(self._evaluate)
 
     # ------------------------------------------------------------------ building blocks
