@@ -33,14 +33,14 @@ TINY = dict(env="fast", backend=None, hidden_sizes=(8,), horizon=8, batch_size=8
             rounds=4, eval_every=2)
 
 
-def _config(method):
-    return TrainConfig(method=method, **TINY)
+def _config(method, **overrides):
+    return TrainConfig(method=method, **dict(TINY, **overrides))
 
 
 @functools.lru_cache(maxsize=None)
-def _train(method, num_devices, use_pmap):
+def _train(method, num_devices, use_pmap, **overrides):
     """(trainer, state, metrics) after CHUNKS chunks; the jitted chunk only (no evaluation)."""
-    trainer = Trainer(_config(method), num_devices=num_devices, use_pmap=use_pmap)
+    trainer = Trainer(_config(method, **overrides), num_devices=num_devices, use_pmap=use_pmap)
     state = trainer.init_state()
     metrics = []
     for _ in range(CHUNKS):
@@ -56,8 +56,8 @@ def _host(tree):
 
 
 # (method, map, device counts compared with 1 device under shard_map); every case is one compile,
-# so pmap (the legacy path, the same per-device function) runs fewer device counts
-CASES = [("rennala", "shard_map", (2, 8)), ("rennala", "pmap", (2, 8)),
+# so pmap (the legacy path, the same per-device function) covers 2 and 8 devices over both methods
+CASES = [("rennala", "shard_map", (2, 8)), ("rennala", "pmap", (2,)),
          ("malenia", "shard_map", (2, 8)), ("malenia", "pmap", (8,))]
 
 
@@ -110,7 +110,7 @@ def _launch(args, log_dir, timeout=400):
 
 def _cli_args(method, out):
     c = TINY
-    return ["--method", method, "--env", c["env"], "--backend", "none",
+    return [("--methods" if "," in method else "--method"), method, "--env", c["env"], "--backend", "none",
             "--hidden-sizes", *map(str, c["hidden_sizes"]), "--horizon", str(c["horizon"]),
             "--batch-size", str(c["batch_size"]), "--num-agents", str(c["num_agents"]),
             "--rounds", str(c["rounds"]), "--eval-every", str(c["eval_every"]), "--no-plot", "--out", out]
@@ -118,14 +118,15 @@ def _cli_args(method, out):
 
 def test_two_processes_match_one_process():
     """2 processes x 1 device (gloo, through scripts/launch_local.py and the CLI) == 1 process x
-    2 devices: metrics and the parameters of the checkpoint both processes wrote."""
+    2 devices: metrics and the parameters of the checkpoint both processes wrote. The same CLI call
+    runs AFedPG after Rennala (no collective: one device per process, replicated)."""
     import orbax.checkpoint as ocp
 
     method = "rennala"
     trainer, ref, ref_metrics = _train(method, 2, False)
     with tempfile.TemporaryDirectory() as out:
         code, text = _launch(["--num-processes", "2", "--devices-per-process", "1", "--",
-                              *_cli_args(method, out)], out)
+                              *_cli_args("rennala+nigt,afedpg+nigt", out)], out)
         assert code == 0, text
         run_dir = os.path.join(out, f"{method}+nigt")
         with open(os.path.join(run_dir, "metrics.jsonl")) as f:
@@ -142,6 +143,18 @@ def test_two_processes_match_one_process():
             restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(ref))
         chex.assert_trees_all_close(_host(restored.params), _host(ref.params), **TOL)
         chex.assert_trees_all_close(_host(restored.opt_state), _host(ref.opt_state), **TOL)
+
+        # AFedPG: the CLI gives it the same gradient budget (rounds x batch_size arrivals)
+        arrivals = TINY["rounds"] * TINY["batch_size"]
+        _, af_ref, af_metrics = _train("afedpg", 1, False, rounds=arrivals, eval_every=arrivals // CHUNKS)
+        af_dir = os.path.join(out, "afedpg+nigt")
+        with open(os.path.join(af_dir, "metrics.jsonl")) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        np.testing.assert_allclose([r["time"] for r in rows], af_metrics["time"], rtol=1e-6)
+        with ocp.CheckpointManager(os.path.join(af_dir, "checkpoints")) as manager:
+            assert manager.latest_step() == arrivals
+            restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(af_ref))
+        chex.assert_trees_all_close(_host(restored.params), _host(af_ref.params), **TOL)
 
 
 def test_launcher_stops_on_failure():
