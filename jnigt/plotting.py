@@ -67,8 +67,8 @@ def plot_runs(paths: Sequence[str], out: str, x: str = "time", title: str | None
         if len(runs) == 1:
             ax.plot(runs[0][0], runs[0][1], label=label)
             continue
-        hi = min(r[0][-1] for r in runs)
-        grid = np.linspace(0, hi, 100)
+        lo, hi = max(r[0][0] for r in runs), min(r[0][-1] for r in runs)
+        grid = np.linspace(lo, hi, 100)
         ys = np.stack([np.interp(grid, r[0], r[1]) for r in runs])
         ax.plot(grid, np.median(ys, axis=0), label=f"{label} ({len(runs)} seeds)")
         ax.fill_between(grid, np.quantile(ys, 0.2, axis=0), np.quantile(ys, 0.8, axis=0), alpha=0.25)

@@ -109,6 +109,12 @@ def train(
 
                 writer = SummaryWriter(os.path.join(out_dir, "tb"), purge_step=int(state.round) + 1)
 
+    if int(state.round) == 0 and not rows:
+        # the starting point, so that curves begin at time 0 with the initial policy's return
+        rows = [{"round": 0, "time": 0.0, "env_steps": 0, "eval_return": float(trainer._eval(state))}]
+        if out_dir is not None and _is_writer():
+            _write_rows(os.path.join(out_dir, METRICS_FILE), rows, "w")
+
     total_chunks = config.rounds // config.eval_every
     done_chunks = int(state.round) // config.eval_every
     bar = None
