@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jnigt import theory
+
 __all__ = [
     "HARMONIC_RTOL",
     "STEP_MODELS",
@@ -59,8 +61,8 @@ __all__ = [
 #: that exact ties, e.g. counts (1, 1) for M = n = 2, survive float32 rounding).
 HARMONIC_RTOL = 1e-5
 
-STEP_MODELS = ("equal", "sqrt", "decreasing", "random")
-COMM_MODELS = ("zero", "sqrt", "sqrt_d")
+STEP_MODELS = theory.STEP_MODELS + ("random",)
+COMM_MODELS = theory.COMM_MODELS
 ALLREDUCE_COSTS = ("max", "arrived", "none")
 METHODS = ("rennala", "malenia", "synchronized", "afedpg")
 
@@ -149,16 +151,11 @@ def make_timing(
     (the last ones when ``dead = 0``) get h_i *= straggler_factor. Requires stragglers + dead <= n.
   """
   n = _check_count("num_agents", num_agents, 1)
-  idx = np.arange(1, n + 1, dtype=np.float64)
   if isinstance(step, str):
-    if step == "equal":
-      h = np.ones(n)
-    elif step == "sqrt":
-      h = np.sqrt(idx)
-    elif step == "decreasing":
-      h = np.sqrt(n + 1 - idx)
-    elif step == "random":
+    if step == "random":
       h = np.random.default_rng(seed).uniform(1.0, 10.0, size=n)
+    elif step in theory.STEP_MODELS:
+      h = theory.step_times(n, step)
     else:
       raise ValueError(f"step must be one of {STEP_MODELS} or a sequence of {n} floats; got {step!r}.")
   else:
@@ -169,18 +166,12 @@ def make_timing(
       raise ValueError(f"step times must be > 0 (np.inf = dead agent); got {h.tolist()}.")
 
   if isinstance(comm, str):
-    if comm == "zero":
-      kappa = np.zeros(n)
-    elif comm == "sqrt":
-      kappa = np.sqrt(idx)
-    elif comm == "sqrt_d":
-      if num_params is None:
-        raise ValueError("comm='sqrt_d' requires num_params (the number of policy parameters d).")
-      d = _check_count("num_params", num_params, 1)
-      kappa = np.sqrt(idx) * d**0.25
-    else:
+    if comm not in COMM_MODELS:
       raise ValueError(
           f"comm must be one of {COMM_MODELS}, a float or a sequence of {n} floats; got {comm!r}.")
+    if comm == "sqrt_d" and num_params is None:
+      raise ValueError("comm='sqrt_d' requires num_params (the number of policy parameters d).")
+    kappa = theory.comm_times(n, comm, num_params)
   elif isinstance(comm, numbers.Real):
     kappa = np.full(n, float(comm))
   else:
