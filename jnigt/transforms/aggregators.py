@@ -22,6 +22,7 @@ counts on every call and exactly one psum of the gradient pytree per closed roun
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -64,6 +65,12 @@ def has_updated(state: AggregatorState) -> jax.Array:
 
 def _psum(x, axis_name):
     return x if axis_name is None else jax.lax.psum(x, axis_name)
+
+
+def _pooled_mean(acc, counts, axis_name):
+    """Device-local term of the pooled mean: acc / (sum of all counts over the axis)."""
+    total = _psum(jnp.sum(counts), axis_name)
+    return jax.tree.map(lambda a: a / total.astype(a.dtype), acc)
 
 
 def _device_local(tree, axis_name):
@@ -184,12 +191,9 @@ def rennala(
         target = jnp.where(rounds == 0, init_batch_size, batch_size)
         return _psum(counts, axis_name) >= target
 
-    def aggregate_fn(acc, counts):
-        total = _psum(counts, axis_name)
-        return jax.tree.map(lambda a: a / total.astype(a.dtype), acc)
-
     return _wrapper(inner, per_agent_acc=False, num_agents=None, close_fn=close_fn,
-                    aggregate_fn=aggregate_fn, axis_name=axis_name)
+                    aggregate_fn=functools.partial(_pooled_mean, axis_name=axis_name),
+                    axis_name=axis_name)
 
 
 def malenia(
@@ -252,9 +256,6 @@ def synchronized(
         del rounds
         return _psum(jnp.sum(counts < per_agent), axis_name) == 0
 
-    def aggregate_fn(acc, counts):
-        total = _psum(jnp.sum(counts), axis_name)
-        return jax.tree.map(lambda a: a / total.astype(a.dtype), acc)
-
     return _wrapper(inner, per_agent_acc=False, num_agents=num_agents, close_fn=close_fn,
-                    aggregate_fn=aggregate_fn, axis_name=axis_name)
+                    aggregate_fn=functools.partial(_pooled_mean, axis_name=axis_name),
+                    axis_name=axis_name)
