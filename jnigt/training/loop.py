@@ -31,7 +31,7 @@ from jnigt.distributed import AXIS, make_agent_mesh
 from jnigt.gradients import gpomdp
 from jnigt.training.config import TrainConfig
 from jnigt.transforms import malenia, nigt_eval_params, rennala, synchronized
-from jnigt.transforms.nigt import NigtState
+from jnigt.transforms.nigt import find_nigt_state
 
 
 class TrainState(NamedTuple):
@@ -65,12 +65,6 @@ def _slot_keys(key, agent_ids, local_ids, local_counts):
     starts = jnp.cumsum(local_counts) - local_counts
     j = jnp.arange(agent_ids.shape[0]) - jnp.take(starts, local_ids)
     return jax.vmap(lambda a, jj: jax.random.fold_in(jax.random.fold_in(key, a), jj))(agent_ids, j)
-
-
-def _nigt_state(opt_state) -> Optional[NigtState]:
-    found = [x for x in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, NigtState))
-             if isinstance(x, NigtState)]
-    return found[0] if found else None
 
 
 class Trainer:
@@ -249,7 +243,7 @@ class Trainer:
                      jnp.sum(valid).astype(jnp.float32),
                      opt_state.dropped - dropped_before), AXIS)
                 closed = opt_state.closed
-                nigt = _nigt_state(opt_state.inner_state)
+                nigt = find_nigt_state(opt_state.inner_state)
                 grad_norm = optax.tree.norm(nigt.momentum_buffer) if nigt is not None else optax.tree.norm(upd)
                 time = st.time + rnd.duration + rnd.comm
                 st = st._replace(params=params, key=key, time=time, round=st.round + 1,
@@ -288,7 +282,7 @@ class Trainer:
             opt_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), opt_state, st.opt_state)
             params = optax.apply_updates(st.params, upd)
             stale = jax.tree.map(lambda s, p: s.at[agent].set(p), st.stale, params)
-            nigt = _nigt_state(opt_state)
+            nigt = find_nigt_state(opt_state)
             grad_norm = optax.tree.norm(nigt.momentum_buffer) if nigt is not None else optax.tree.norm(upd)
             time = t + comm
             st = st._replace(params=params, opt_state=opt_state, key=key, time=time, round=st.round + 1,
@@ -311,7 +305,7 @@ class Trainer:
         opt_state = state.opt_state
         if self.config.method != "afedpg":
             opt_state = jax.tree.map(lambda x: x[0], opt_state)
-        return nigt_eval_params(state.params, opt_state) if _nigt_state(opt_state) is not None else state.params
+        return nigt_eval_params(state.params, opt_state) if find_nigt_state(opt_state) is not None else state.params
 
     def _evaluate(self, state: TrainState):
         c = self.config

@@ -15,7 +15,7 @@ the point to evaluate and deploy (compare ``optax.contrib.schedule_free_eval_par
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -87,16 +87,18 @@ def nigt(learning_rate: optax.ScalarOrSchedule, momentum: float) -> optax.Gradie
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def _find_nigt_state(state: Any) -> NigtState:
+def find_nigt_state(state: Any) -> Optional[NigtState]:
+    """The NigtState inside ``state`` (nigt's own, or in any wrapper or chain), or None.
+
+    Raises ValueError if there is more than one.
+    """
     found = [
         leaf for leaf in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, NigtState))
         if isinstance(leaf, NigtState)
     ]
-    if len(found) != 1:
-        raise ValueError(
-            f"state must contain exactly one NigtState (found {len(found)}); pass the state of "
-            "nigt(...) or of a wrapper/chain around it")
-    return found[0]
+    if len(found) > 1:
+        raise ValueError(f"state must contain at most one NigtState (found {len(found)})")
+    return found[0] if found else None
 
 
 def nigt_eval_params(params: optax.Params, state: Any) -> optax.Params:
@@ -105,5 +107,8 @@ def nigt_eval_params(params: optax.Params, state: Any) -> optax.Params:
     ``state`` may be the state of ``nigt`` itself or of any wrapper or chain around it
     (``rennala(nigt(...))``, ``optax.chain(..., nigt(...))``).
     """
-    s = _find_nigt_state(state)
+    s = find_nigt_state(state)
+    if s is None:
+        raise ValueError(
+            "state must contain a NigtState; pass the state of nigt(...) or of a wrapper/chain around it")
     return jax.tree.map(lambda p, dl: (p - s.transport * dl).astype(p.dtype), params, s.delta)
