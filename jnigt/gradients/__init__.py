@@ -1,6 +1,7 @@
 """Policies and GPOMDP policy-gradient estimators."""
 
-from .gpomdp import PolicyGradient, TrajectoryGradient, gpomdp_gradient, reset_env, rollout, trajectory_gradient
+from .gpomdp import (PolicyGradient, TrajectoryGradient, gpomdp_gradient, reset_env, rollout,
+                     sum_per_segment, trajectory_gradient)
 from .policy import GaussianPolicy, make_policy
 
 __all__ = [
@@ -12,4 +13,5 @@ __all__ = [
     'gpomdp_gradient',
     'rollout',
     'reset_env',
+    'sum_per_segment',
 ]

@@ -181,11 +181,20 @@ def gpomdp_gradient(
       lambda k, a: trajectory_gradient(policy, env, params, k, a, horizon, discount)
   )(keys, agent_ids)
 
-  # Invalid trajectories go to an extra dropped segment (no multiply, so NaNs there cannot leak).
-  seg = jnp.where(valid, agent_ids, num_agents)
+  return sum_per_segment(tg, agent_ids, valid, num_agents)
+
+
+def sum_per_segment(tg: TrajectoryGradient, segment_ids: jax.Array, valid: jax.Array,
+                    num_segments: int) -> PolicyGradient:
+  """Sums a batch of trajectory gradients ([B] leading axis) into ``num_segments`` rows.
+
+  grad_sums[s] = sum of tg.grad[b] over valid b with segment_ids[b] = s; counts[s] = how many.
+  Invalid trajectories go to an extra dropped segment (no multiply, so NaNs there cannot leak).
+  """
+  seg = jnp.where(valid, segment_ids, num_segments)
   grad_sums = jax.tree.map(
-      lambda g: jax.ops.segment_sum(g, seg, num_segments=num_agents + 1)[:num_agents], tg.grad
+      lambda g: jax.ops.segment_sum(g, seg, num_segments=num_segments + 1)[:num_segments], tg.grad
   )
-  counts = jax.ops.segment_sum(valid.astype(jnp.int32), seg, num_segments=num_agents + 1)[:num_agents]
+  counts = jax.ops.segment_sum(valid.astype(jnp.int32), seg, num_segments=num_segments + 1)[:num_segments]
   env_steps = jnp.sum(jnp.where(valid, tg.steps, 0)).astype(jnp.int32)
   return PolicyGradient(grad_sums=grad_sums, counts=counts, returns=tg.ret, env_steps=env_steps)

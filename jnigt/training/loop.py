@@ -229,16 +229,12 @@ class Trainer:
                     ids = seg + dev * self.local_agents
                     keys = _slot_keys(k_traj, ids, seg, local)
                 tg = self._trajectories(st.params, keys, ids)
-                masked = jax.tree.map(
-                    lambda g: jnp.where(valid.reshape((-1,) + (1,) * (g.ndim - 1)), g, 0.0), tg.grad)
-                contrib = jax.tree.map(
-                    lambda g: jax.ops.segment_sum(g, seg, num_segments=self.contributors), masked)
-                counts = jax.ops.segment_sum(valid.astype(jnp.int32), seg, num_segments=self.contributors)
+                pg = gpomdp.sum_per_segment(tg, seg, valid, self.contributors)
                 dropped_before = opt_state.dropped
-                upd, opt_state = wrapper.update(contrib, opt_state, st.params, counts=counts)
+                upd, opt_state = wrapper.update(pg.grad_sums, opt_state, st.params, counts=pg.counts)
                 params = optax.apply_updates(st.params, upd)
                 steps, ret_sum, n_ret, dropped = jax.lax.psum(
-                    (jnp.sum(jnp.where(valid, tg.steps, 0)),
+                    (pg.env_steps,
                      jnp.sum(jnp.where(valid, tg.ret, 0.0)),
                      jnp.sum(valid).astype(jnp.float32),
                      opt_state.dropped - dropped_before), AXIS)
