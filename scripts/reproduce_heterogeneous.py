@@ -90,11 +90,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         pngs.append(final_png)
         rp.write_csv(csv_path, all_rows)
         print(f"[{time.time() - t_start:.0f} s] figure {final_png}", flush=True)
-    rp.write_csv(csv_path, all_rows)
-    print(f"CSV: {os.path.abspath(csv_path)}")
-    for p in pngs:
-        print(f"figure: {os.path.abspath(p)}")
-    return 0
+    return rp.report_outputs(csv_path, all_rows, pngs)
 
 
 if __name__ == "__main__":

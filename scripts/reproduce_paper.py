@@ -190,6 +190,15 @@ def auto_threshold(curves_by_method: Dict[str, List[tuple]]) -> float:
     return float(lo + 0.5 * (hi - lo))
 
 
+def report_outputs(csv_path: str, rows: List[dict], pngs: List[str]) -> int:
+    """Write the final CSV and print where the CSV and figures are; exit code 0."""
+    write_csv(csv_path, rows)
+    print(f"CSV: {os.path.abspath(csv_path)}")
+    for p in pngs:
+        print(f"figure: {os.path.abspath(p)}")
+    return 0
+
+
 CSV_COLUMNS = ["env", "scenario", "step_model", "comm_model", "n", "method", "label", "seeds", "rounds",
                "gradients", "median_final_return", "q20_final_return", "q80_final_return",
                "median_final_time", "threshold", "threshold_rule", "seeds_reached",
@@ -313,11 +322,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 pngs.append(png)
                 write_csv(csv_path, all_rows)   # partial results survive an interrupted run
                 print(f"[{time.time() - t_start:.0f} s] figure {png}", flush=True)
-    write_csv(csv_path, all_rows)
-    print(f"CSV: {os.path.abspath(csv_path)}")
-    for p in pngs:
-        print(f"figure: {os.path.abspath(p)}")
-    return 0
+    return report_outputs(csv_path, all_rows, pngs)
 
 
 if __name__ == "__main__":
