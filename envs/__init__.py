@@ -5,6 +5,14 @@ from .lqr import LQR, linear_policy_to_wbs, wbs_to_linear_policy_params
 from .registry import BACKENDS, ENV_NAMES, make_env
 
 __all__ = [
-    'make_env', 'ENV_NAMES', 'BACKENDS', 'LQR', 'linear_policy_to_wbs', 'wbs_to_linear_policy_params',
-    'MirroredObservation', 'PerAgentPhysics', 'random_physics', 'SCALE_KEYS',
+    "make_env",
+    "ENV_NAMES",
+    "BACKENDS",
+    "LQR",
+    "linear_policy_to_wbs",
+    "wbs_to_linear_policy_params",
+    "MirroredObservation",
+    "PerAgentPhysics",
+    "random_physics",
+    "SCALE_KEYS",
 ]

@@ -15,7 +15,7 @@ and its gradient is jax.grad of that formula (exact, deterministic).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,168 +27,173 @@ _DEFAULT_B = ((0.0,), (0.5,))
 
 
 def _as_matrix(x, name, shape=None):
-  try:
-    arr = np.asarray(x, dtype=np.float64)
-  except (TypeError, ValueError):
-    raise ValueError(f'{name} must be a numeric matrix, got {x!r}') from None
-  if arr.ndim != 2 or (shape is not None and arr.shape != shape):
-    raise ValueError(f'{name} must have shape {shape if shape else "(rows, cols)"}, got {arr.shape}')
-  return arr
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a numeric matrix, got {x!r}") from None
+    if arr.ndim != 2 or (shape is not None and arr.shape != shape):
+        raise ValueError(f"{name} must have shape {shape if shape else '(rows, cols)'}, got {arr.shape}")
+    return arr
 
 
 class LQR(Env):
-  """Discrete-time stochastic LQR (state dim n, action dim m). Observation = state."""
+    """Discrete-time stochastic LQR (state dim n, action dim m). Observation = state."""
 
-  def __init__(
-      self,
-      A=_DEFAULT_A,
-      B=_DEFAULT_B,
-      Q=None,
-      R=None,
-      noise_std: float = 0.1,
-      init_std: float = 1.0,
-      s0_mean=None,
-  ):
-    A = _as_matrix(A, 'A')
-    n = A.shape[0]
-    if A.shape != (n, n):
-      raise ValueError(f'A must be square, got shape {A.shape}')
-    B = _as_matrix(B, 'B')
-    if B.shape[0] != n:
-      raise ValueError(f'B must have {n} rows like A, got shape {B.shape}')
-    m = B.shape[1]
-    Q = np.eye(n) if Q is None else _as_matrix(Q, 'Q', (n, n))
-    R = 0.1 * np.eye(m) if R is None else _as_matrix(R, 'R', (m, m))
-    for name, v in (('noise_std', noise_std), ('init_std', init_std)):
-      if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-        raise ValueError(f'{name} must be a number >= 0, got {v!r}')
-    s0 = np.zeros(n) if s0_mean is None else np.asarray(s0_mean, dtype=np.float64)
-    if s0.shape != (n,):
-      raise ValueError(f's0_mean must have shape ({n},), got {s0.shape}')
-    self.A, self.B, self.Q, self.R = A, B, Q, R
-    self.noise_std = float(noise_std)
-    self.init_std = float(init_std)
-    self.s0_mean = s0
-    self._n, self._m = n, m
+    def __init__(
+        self,
+        A=_DEFAULT_A,
+        B=_DEFAULT_B,
+        Q=None,
+        R=None,
+        noise_std: float = 0.1,
+        init_std: float = 1.0,
+        s0_mean=None,
+    ):
+        A = _as_matrix(A, "A")
+        n = A.shape[0]
+        if A.shape != (n, n):
+            raise ValueError(f"A must be square, got shape {A.shape}")
+        B = _as_matrix(B, "B")
+        if B.shape[0] != n:
+            raise ValueError(f"B must have {n} rows like A, got shape {B.shape}")
+        m = B.shape[1]
+        Q = np.eye(n) if Q is None else _as_matrix(Q, "Q", (n, n))
+        R = 0.1 * np.eye(m) if R is None else _as_matrix(R, "R", (m, m))
+        for name, v in (("noise_std", noise_std), ("init_std", init_std)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+        s0 = np.zeros(n) if s0_mean is None else np.asarray(s0_mean, dtype=np.float64)
+        if s0.shape != (n,):
+            raise ValueError(f"s0_mean must have shape ({n},), got {s0.shape}")
+        self.A, self.B, self.Q, self.R = A, B, Q, R
+        self.noise_std = float(noise_std)
+        self.init_std = float(init_std)
+        self.s0_mean = s0
+        self._n, self._m = n, m
 
-  # -------------------------------------------------------------- Brax Env interface
-  def reset(self, rng: jax.Array) -> State:
-    rng, k = jax.random.split(rng)
-    s = jnp.asarray(self.s0_mean, jnp.float32) + self.init_std * jax.random.normal(k, (self._n,), jnp.float32)
-    zero = jnp.zeros((), jnp.float32)
-    return State(pipeline_state=s, obs=s, reward=zero, done=zero, metrics={}, info={'rng': rng})
+    # -------------------------------------------------------------- Brax Env interface
+    def reset(self, rng: jax.Array) -> State:
+        rng, k = jax.random.split(rng)
+        s = jnp.asarray(self.s0_mean, jnp.float32) + self.init_std * jax.random.normal(
+            k, (self._n,), jnp.float32
+        )
+        zero = jnp.zeros((), jnp.float32)
+        return State(pipeline_state=s, obs=s, reward=zero, done=zero, metrics={}, info={"rng": rng})
 
-  def step(self, state: State, action: jax.Array) -> State:
-    s = state.pipeline_state
-    a = jnp.asarray(action, jnp.float32).reshape((self._m,))
-    A, B = jnp.asarray(self.A, jnp.float32), jnp.asarray(self.B, jnp.float32)
-    Q, R = jnp.asarray(self.Q, jnp.float32), jnp.asarray(self.R, jnp.float32)
-    rng, k = jax.random.split(state.info['rng'])
-    reward = -(s @ Q @ s + a @ R @ a)
-    s_next = A @ s + B @ a + self.noise_std * jax.random.normal(k, (self._n,), jnp.float32)
-    return state.replace(
-        pipeline_state=s_next, obs=s_next, reward=reward, done=jnp.zeros((), jnp.float32),
-        info={**state.info, 'rng': rng},
-    )
+    def step(self, state: State, action: jax.Array) -> State:
+        s = state.pipeline_state
+        a = jnp.asarray(action, jnp.float32).reshape((self._m,))
+        A, B = jnp.asarray(self.A, jnp.float32), jnp.asarray(self.B, jnp.float32)
+        Q, R = jnp.asarray(self.Q, jnp.float32), jnp.asarray(self.R, jnp.float32)
+        rng, k = jax.random.split(state.info["rng"])
+        reward = -(s @ Q @ s + a @ R @ a)
+        s_next = A @ s + B @ a + self.noise_std * jax.random.normal(k, (self._n,), jnp.float32)
+        return state.replace(
+            pipeline_state=s_next,
+            obs=s_next,
+            reward=reward,
+            done=jnp.zeros((), jnp.float32),
+            info={**state.info, "rng": rng},
+        )
 
-  @property
-  def observation_size(self) -> int:
-    return self._n
+    @property
+    def observation_size(self) -> int:
+        return self._n
 
-  @property
-  def action_size(self) -> int:
-    return self._m
+    @property
+    def action_size(self) -> int:
+        return self._m
 
-  @property
-  def backend(self) -> str:
-    return 'lqr'
+    @property
+    def backend(self) -> str:
+        return "lqr"
 
-  # -------------------------------------------------------------- ground truth
-  def riccati_gain(self, discount: float, tol: float = 1e-12, max_iter: int = 100_000) -> np.ndarray:
-    """Optimal K (a = -K s) of the discounted infinite-horizon LQR, by iterating the Riccati equation
+    # -------------------------------------------------------------- ground truth
+    def riccati_gain(self, discount: float, tol: float = 1e-12, max_iter: int = 100_000) -> np.ndarray:
+        """Optimal K (a = -K s) of the discounted infinite-horizon LQR, by iterating the Riccati equation
 
         P = Q + g A^T P A - g^2 A^T P B (R + g B^T P B)^{-1} B^T P A,   K = g (R + g B^T P B)^{-1} B^T P A.
-    """
-    if isinstance(discount, bool) or not isinstance(discount, (int, float)) or not 0 <= discount <= 1:
-      raise ValueError(f'discount must be a number in [0, 1], got {discount!r}')
-    A, B, Q, R, g = self.A, self.B, self.Q, self.R, float(discount)
-    P = Q.copy()
-    for _ in range(max_iter):
-      K = g * np.linalg.solve(R + g * B.T @ P @ B, B.T @ P @ A)
-      P_new = Q + K.T @ R @ K + g * (A - B @ K).T @ P @ (A - B @ K)
-      if np.max(np.abs(P_new - P)) < tol * max(1.0, np.max(np.abs(P))):
-        P = P_new
-        break
-      P = P_new
-    return g * np.linalg.solve(R + g * B.T @ P @ B, B.T @ P @ A)
+        """
+        if isinstance(discount, bool) or not isinstance(discount, (int, float)) or not 0 <= discount <= 1:
+            raise ValueError(f"discount must be a number in [0, 1], got {discount!r}")
+        A, B, Q, R, g = self.A, self.B, self.Q, self.R, float(discount)
+        P = Q.copy()
+        for _ in range(max_iter):
+            K = g * np.linalg.solve(R + g * B.T @ P @ B, B.T @ P @ A)
+            P_new = Q + K.T @ R @ K + g * (A - B @ K).T @ P @ (A - B @ K)
+            if np.max(np.abs(P_new - P)) < tol * max(1.0, np.max(np.abs(P))):
+                P = P_new
+                break
+            P = P_new
+        return g * np.linalg.solve(R + g * B.T @ P @ B, B.T @ P @ A)
 
-  def exact_objective(self, W, b, std, horizon: int, discount: float) -> jax.Array:
-    """J_H(W, b, std) = E[sum_{t<H} gamma^t r_t] under u ~ N(W s + b, diag(std^2)), a = u (jnp, differentiable)."""
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon <= 0:
-      raise ValueError(f'horizon must be a positive int, got {horizon!r}')
-    A, B = jnp.asarray(self.A, jnp.float32), jnp.asarray(self.B, jnp.float32)
-    Q, R = jnp.asarray(self.Q, jnp.float32), jnp.asarray(self.R, jnp.float32)
-    W, b, std = jnp.asarray(W), jnp.asarray(b), jnp.asarray(std)
-    m = jnp.asarray(self.s0_mean, jnp.float32)
-    S = self.init_std ** 2 * jnp.eye(self._n, dtype=jnp.float32)
-    noise = self.noise_std ** 2 * jnp.eye(self._n, dtype=jnp.float32)
-    Su_noise = jnp.diag(std ** 2)
-    F = A + B @ W
+    def exact_objective(self, W, b, std, horizon: int, discount: float) -> jax.Array:
+        """J_H(W, b, std) = E[sum_{t<H} gamma^t r_t] under u ~ N(W s + b, diag(std^2)), a = u (jnp, differentiable)."""
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon <= 0:
+            raise ValueError(f"horizon must be a positive int, got {horizon!r}")
+        A, B = jnp.asarray(self.A, jnp.float32), jnp.asarray(self.B, jnp.float32)
+        Q, R = jnp.asarray(self.Q, jnp.float32), jnp.asarray(self.R, jnp.float32)
+        W, b, std = jnp.asarray(W), jnp.asarray(b), jnp.asarray(std)
+        m = jnp.asarray(self.s0_mean, jnp.float32)
+        S = self.init_std**2 * jnp.eye(self._n, dtype=jnp.float32)
+        noise = self.noise_std**2 * jnp.eye(self._n, dtype=jnp.float32)
+        Su_noise = jnp.diag(std**2)
+        F = A + B @ W
 
-    def body(carry, _):
-      m, S, J, w = carry
-      mu = W @ m + b
-      Su = W @ S @ W.T + Su_noise
-      er = -(jnp.trace(Q @ S) + m @ Q @ m + jnp.trace(R @ Su) + mu @ R @ mu)
-      m = F @ m + B @ b
-      S = F @ S @ F.T + B @ Su_noise @ B.T + noise
-      return (m, S, J + w * er, w * discount), None
+        def body(carry, _):
+            m, S, J, w = carry
+            mu = W @ m + b
+            Su = W @ S @ W.T + Su_noise
+            er = -(jnp.trace(Q @ S) + m @ Q @ m + jnp.trace(R @ Su) + mu @ R @ mu)
+            m = F @ m + B @ b
+            S = F @ S @ F.T + B @ Su_noise @ B.T + noise
+            return (m, S, J + w * er, w * discount), None
 
-    init = (m, S, jnp.zeros((), jnp.float32), jnp.ones((), jnp.float32))
-    (_, _, J, _), _ = jax.lax.scan(body, init, None, length=horizon)
-    return J
+        init = (m, S, jnp.zeros((), jnp.float32), jnp.ones((), jnp.float32))
+        (_, _, J, _), _ = jax.lax.scan(body, init, None, length=horizon)
+        return J
 
-  def exact_objective_and_grad(self, W, b, std, horizon: int, discount: float):
-    """(J_H, (dJ/dW, dJ/db, dJ/dstd)): exact, via jax.grad of ``exact_objective``."""
-    f = lambda W, b, std: self.exact_objective(W, b, std, horizon, discount)
-    return jax.value_and_grad(f, argnums=(0, 1, 2))(
-        jnp.asarray(W, jnp.float32), jnp.asarray(b, jnp.float32), jnp.asarray(std, jnp.float32)
-    )
+    def exact_objective_and_grad(self, W, b, std, horizon: int, discount: float):
+        """(J_H, (dJ/dW, dJ/db, dJ/dstd)): exact, via jax.grad of ``exact_objective``."""
+        f = lambda W, b, std: self.exact_objective(W, b, std, horizon, discount)
+        return jax.value_and_grad(f, argnums=(0, 1, 2))(
+            jnp.asarray(W, jnp.float32), jnp.asarray(b, jnp.float32), jnp.asarray(std, jnp.float32)
+        )
 
-  def exact_policy_objective_and_grad(self, policy: Any, params: Any, horizon: int, discount: float):
-    """(J_H, dJ_H/dparams) for a linear GaussianPolicy; the grad tree matches ``params`` (ascent sign, +J)."""
-    _check_linear_policy(policy)
-    f = lambda p: self.exact_objective(*linear_policy_to_wbs(policy, p), horizon, discount)
-    return jax.value_and_grad(f)(params)
+    def exact_policy_objective_and_grad(self, policy: Any, params: Any, horizon: int, discount: float):
+        """(J_H, dJ_H/dparams) for a linear GaussianPolicy; the grad tree matches ``params`` (ascent sign, +J)."""
+        _check_linear_policy(policy)
+        f = lambda p: self.exact_objective(*linear_policy_to_wbs(policy, p), horizon, discount)
+        return jax.value_and_grad(f)(params)
 
 
 def _check_linear_policy(policy: Any) -> None:
-  if (
-      tuple(getattr(policy, 'hidden_sizes', (0,))) != ()
-      or getattr(policy, 'action_scale', 0) is not None
-      or getattr(policy, 'state_dependent_std', True)
-  ):
-    raise ValueError(
-        'policy must be GaussianPolicy(hidden_sizes=(), action_scale=None, state_dependent_std=False)'
-    )
+    if (
+        tuple(getattr(policy, "hidden_sizes", (0,))) != ()
+        or getattr(policy, "action_scale", 0) is not None
+        or getattr(policy, "state_dependent_std", True)
+    ):
+        raise ValueError(
+            "policy must be GaussianPolicy(hidden_sizes=(), action_scale=None, state_dependent_std=False)"
+        )
 
 
-def linear_policy_to_wbs(policy: Any, params: Any) -> Tuple[jax.Array, jax.Array, jax.Array]:
-  """Policy params -> (W [m, n], b [m], std [m]) with mu = W s + b, std = softplus(raw) + min_std."""
-  _check_linear_policy(policy)
-  p = params['params']
-  return p['mean']['kernel'].T, p['mean']['bias'], policy.raw_std_to_std(p['raw_std'])
+def linear_policy_to_wbs(policy: Any, params: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Policy params -> (W [m, n], b [m], std [m]) with mu = W s + b, std = softplus(raw) + min_std."""
+    _check_linear_policy(policy)
+    p = params["params"]
+    return p["mean"]["kernel"].T, p["mean"]["bias"], policy.raw_std_to_std(p["raw_std"])
 
 
 def wbs_to_linear_policy_params(policy: Any, W, b, std) -> Any:
-  """Inverse of ``linear_policy_to_wbs`` (std must exceed policy.min_std)."""
-  _check_linear_policy(policy)
-  W = jnp.asarray(W, jnp.float32)
-  if W.shape != (policy.action_size, policy.obs_size):
-    raise ValueError(f'W must have shape {(policy.action_size, policy.obs_size)}, got {W.shape}')
-  return {
-      'params': {
-          'mean': {'kernel': W.T, 'bias': jnp.asarray(b, jnp.float32).reshape(policy.action_size)},
-          'raw_std': policy.std_to_raw_std(jnp.asarray(std, jnp.float32).reshape(policy.action_size)),
-      }
-  }
+    """Inverse of ``linear_policy_to_wbs`` (std must exceed policy.min_std)."""
+    _check_linear_policy(policy)
+    W = jnp.asarray(W, jnp.float32)
+    if W.shape != (policy.action_size, policy.obs_size):
+        raise ValueError(f"W must have shape {(policy.action_size, policy.obs_size)}, got {W.shape}")
+    return {
+        "params": {
+            "mean": {"kernel": W.T, "bias": jnp.asarray(b, jnp.float32).reshape(policy.action_size)},
+            "raw_std": policy.std_to_raw_std(jnp.asarray(std, jnp.float32).reshape(policy.action_size)),
+        }
+    }

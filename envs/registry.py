@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from brax.envs.base import Env
 
@@ -10,32 +10,39 @@ from .heterogeneous import MirroredObservation
 from .lqr import LQR
 
 BRAX_ENV_NAMES = (
-    'ant', 'halfcheetah', 'hopper', 'humanoid', 'inverted_pendulum', 'inverted_double_pendulum',
-    'pusher', 'reacher', 'walker2d',
+    "ant",
+    "halfcheetah",
+    "hopper",
+    "humanoid",
+    "inverted_pendulum",
+    "inverted_double_pendulum",
+    "pusher",
+    "reacher",
+    "walker2d",
 )
-BASE_ENV_NAMES = BRAX_ENV_NAMES + ('lqr', 'fast')
-ENV_NAMES = BASE_ENV_NAMES + tuple(f'mirrored_{n}' for n in BASE_ENV_NAMES)
-BACKENDS = ('generalized', 'positional', 'spring', 'mjx')
-DEFAULT_BACKEND = 'spring'  # choice: fastest classic backend on CPU (NOTES.md)
+BASE_ENV_NAMES = BRAX_ENV_NAMES + ("lqr", "fast")
+ENV_NAMES = BASE_ENV_NAMES + tuple(f"mirrored_{n}" for n in BASE_ENV_NAMES)
+BACKENDS = ("generalized", "positional", "spring", "mjx")
+DEFAULT_BACKEND = "spring"  # choice: fastest classic backend on CPU (NOTES.md)
 
 
-def make_env(name: str, backend: Optional[str] = None, **kwargs: Any) -> Env:
-  """Build an env by name (one of ENV_NAMES).
+def make_env(name: str, backend: str | None = None, **kwargs: Any) -> Env:
+    """Build an env by name (one of ENV_NAMES).
 
-  backend: one of BACKENDS for the brax physics envs (None -> 'spring'); ignored by 'lqr' and 'fast'.
-  kwargs go to the env constructor (LQR(**kwargs) or brax.envs.get_environment(name, backend=..., **kwargs)).
-  'mirrored_<name>' wraps <name> in MirroredObservation (agent 0 sees (s, 0), agent 1 sees (-s, 1)).
-  """
-  if not isinstance(name, str) or name not in ENV_NAMES:
-    raise ValueError(f'unknown env name {name!r}; valid names: {", ".join(ENV_NAMES)}')
-  if backend is not None and backend not in BACKENDS:
-    raise ValueError(f'unknown backend {backend!r}; valid backends: {", ".join(BACKENDS)}')
-  if name.startswith('mirrored_'):
-    return MirroredObservation(make_env(name[len('mirrored_'):], backend=backend, **kwargs))
-  if name == 'lqr':
-    return LQR(**kwargs)
-  import brax.envs  # local: importing brax.envs is slow-ish
+    backend: one of BACKENDS for the brax physics envs (None -> 'spring'); ignored by 'lqr' and 'fast'.
+    kwargs go to the env constructor (LQR(**kwargs) or brax.envs.get_environment(name, backend=..., **kwargs)).
+    'mirrored_<name>' wraps <name> in MirroredObservation (agent 0 sees (s, 0), agent 1 sees (-s, 1)).
+    """
+    if not isinstance(name, str) or name not in ENV_NAMES:
+        raise ValueError(f"unknown env name {name!r}; valid names: {', '.join(ENV_NAMES)}")
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    if name.startswith("mirrored_"):
+        return MirroredObservation(make_env(name[len("mirrored_") :], backend=backend, **kwargs))
+    if name == "lqr":
+        return LQR(**kwargs)
+    import brax.envs  # local: importing brax.envs is slow-ish
 
-  if name == 'fast':
-    return brax.envs.get_environment('fast', **kwargs)
-  return brax.envs.get_environment(name, backend=backend or DEFAULT_BACKEND, **kwargs)
+    if name == "fast":
+        return brax.envs.get_environment("fast", **kwargs)
+    return brax.envs.get_environment(name, backend=backend or DEFAULT_BACKEND, **kwargs)

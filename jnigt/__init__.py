@@ -4,6 +4,7 @@ Layout: ``jnigt.transforms`` (algorithm transforms), ``jnigt.gradients`` (policy
 estimation), ``jnigt.timing`` (simulated time), ``jnigt.training`` (training loop),
 ``jnigt.distributed`` (devices and hosts), ``jnigt.theory`` (time-complexity calculator).
 """
+
 from jnigt.transforms import (
     AggregatorState,
     NigtState,
@@ -18,6 +19,12 @@ from jnigt.transforms import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "AggregatorState", "NigtState", "has_updated", "malenia", "nigt", "nigt_eval_params",
-    "rennala", "synchronized",
+    "AggregatorState",
+    "NigtState",
+    "has_updated",
+    "malenia",
+    "nigt",
+    "nigt_eval_params",
+    "rennala",
+    "synchronized",
 ]

@@ -4,17 +4,17 @@ The AllReduce of a round is the aggregator's ``jax.lax.psum`` over :data:`AXIS`.
 mesh holds the local devices; after :func:`initialize` it holds every process's devices, so the
 same training code runs on 1 CPU, 8 devices, or several hosts.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import jax
 
 AXIS = "agents"
 
 
-def make_agent_mesh(num_devices: Optional[int] = None) -> jax.sharding.Mesh:
+def make_agent_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
     """A 1-D mesh named ``agents`` over the first ``num_devices`` devices (default: all, every process)."""
     available = jax.device_count()
     if num_devices is None:
@@ -25,13 +25,15 @@ def make_agent_mesh(num_devices: Optional[int] = None) -> jax.sharding.Mesh:
         raise ValueError(
             f"num_devices={num_devices} but only {available} devices are visible "
             f"({jax.process_count()} process(es)); on CPU set "
-            "XLA_FLAGS=--xla_force_host_platform_device_count=N before jax starts")
+            "XLA_FLAGS=--xla_force_host_platform_device_count=N before jax starts"
+        )
     devices = jax.devices()[:num_devices]
     return jax.sharding.Mesh(devices, (AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
 
 
-def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] = None,
-               process_id: Optional[int] = None) -> bool:
+def initialize(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> bool:
     """Start JAX's multi-host runtime when asked (arguments or JNIGT_COORDINATOR /
     JNIGT_NUM_PROCESSES / JNIGT_PROCESS_ID); return whether it was started.
 
@@ -48,11 +50,13 @@ def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] =
     if not all(given):
         raise ValueError(
             "multi-host needs all three of coordinator (host:port), num_processes and process_id; "
-            f"got coordinator={coordinator!r}, num_processes={num_processes!r}, process_id={process_id!r}")
+            f"got coordinator={coordinator!r}, num_processes={num_processes!r}, process_id={process_id!r}"
+        )
     if num_processes < 1 or not 0 <= process_id < num_processes:
         raise ValueError(
             f"process_id must be in [0, num_processes); got process_id={process_id}, "
-            f"num_processes={num_processes}")
+            f"num_processes={num_processes}"
+        )
     if num_processes == 1:
         return False
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -60,7 +64,8 @@ def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] =
     if jax.process_count() != num_processes:
         raise ValueError(
             f"process count mismatch: asked for {num_processes} processes, the runtime has "
-            f"{jax.process_count()}")
+            f"{jax.process_count()}"
+        )
     return True
 
 

@@ -3,17 +3,18 @@
 Runs with the same label (method+optimizer, plus env) are treated as seeds: the median is drawn
 with a shaded 20%-80% band, on a common grid of the x axis.
 """
+
 from __future__ import annotations
 
 import json
 import os
 from collections import defaultdict
-from typing import Dict, List, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 
-def find_runs(paths: Sequence[str]) -> List[str]:
+def find_runs(paths: Sequence[str]) -> list[str]:
     """Run folders (holding metrics.jsonl) among ``paths`` and their sub-folders."""
     found = []
     for p in paths:
@@ -35,13 +36,17 @@ def load_run(path: str):
 
 
 def label_of(config: dict) -> str:
-    names = {("rennala", "nigt"): "Rennala NIGT", ("malenia", "nigt"): "Malenia NIGT",
-             ("synchronized", "nigt"): "Synchronized NIGT", ("afedpg", "nigt"): "AFedPG"}
+    names = {
+        ("rennala", "nigt"): "Rennala NIGT",
+        ("malenia", "nigt"): "Malenia NIGT",
+        ("synchronized", "nigt"): "Synchronized NIGT",
+        ("afedpg", "nigt"): "AFedPG",
+    }
     key = (config.get("method"), config.get("optimizer"))
     return names.get(key, f"{key[0]}+{key[1]}")
 
 
-def curves(paths: Sequence[str], x: str = "time") -> Dict[str, List[tuple]]:
+def curves(paths: Sequence[str], x: str = "time") -> dict[str, list[tuple]]:
     """label -> list of (x values, eval returns), one per run (rows with an evaluation only)."""
     out = defaultdict(list)
     for run in find_runs(paths):
@@ -49,7 +54,8 @@ def curves(paths: Sequence[str], x: str = "time") -> Dict[str, List[tuple]]:
         ev = [r for r in rows if "eval_return" in r]
         if ev:
             out[label_of(config)].append(
-                (np.array([r[x] for r in ev], float), np.array([r["eval_return"] for r in ev], float)))
+                (np.array([r[x] for r in ev], float), np.array([r["eval_return"] for r in ev], float))
+            )
     return dict(out)
 
 

@@ -29,9 +29,10 @@ import argparse
 import heapq
 import math
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -137,11 +138,11 @@ def _check_h(h) -> np.ndarray:
     except (TypeError, ValueError):
         raise ValueError(f"h must be a 1-D array of positive per-agent times, got {h!r}") from None
     if arr.size == 0:
-        raise ValueError("h must be a non-empty array of positive per-agent times (inf allowed for dead agents)")
-    if np.any(np.isnan(arr)) or np.any(arr <= 0):
         raise ValueError(
-            f"h must contain only times > 0 (inf allowed for dead agents); got {arr.tolist()!r}"
+            "h must be a non-empty array of positive per-agent times (inf allowed for dead agents)"
         )
+    if np.any(np.isnan(arr)) or np.any(arr <= 0):
+        raise ValueError(f"h must contain only times > 0 (inf allowed for dead agents); got {arr.tolist()!r}")
     return np.sort(arr)
 
 
@@ -263,7 +264,7 @@ def malenia_nigt_time(h, kappa, eps, c: Constants = Constants()) -> float:
     return float(comm + comp / (1.0 - c.gamma))
 
 
-def table1(h, kappa, eps) -> Dict[str, Table1Row]:
+def table1(h, kappa, eps) -> dict[str, Table1Row]:
     """Homogeneous comparison of Table 1 (computation, communication, uses AllReduce); D, L, 1/(1-gamma) dropped.
 
     With hm_m = ((1/m) sum_{i<=m} 1/h_i)^(-1) (h ascending)::
@@ -295,7 +296,9 @@ def table1(h, kappa, eps) -> Dict[str, Table1Row]:
             "synchronous_nigt": Table1Row(float(hmax / (n * eps**3.5)), k(eps**-3.5), True),
             "rennala_pg": Table1Row(float(np.min(hm * (eps**-2 + 1.0 / (m * eps**4)))), k(eps**-2), True),
             "afedpg": Table1Row(
-                float(hm[-1] * (n ** (4.0 / 3.0) * eps ** (-7.0 / 3.0) + 1.0 / (n * eps**3.5))), k(eps**-3), False
+                float(hm[-1] * (n ** (4.0 / 3.0) * eps ** (-7.0 / 3.0) + 1.0 / (n * eps**3.5))),
+                k(eps**-3),
+                False,
             ),
             "rennala_nigt": Table1Row(float(np.min(hm * (eps**-2 + 1.0 / (m * eps**3.5)))), k(eps**-2), True),
         }
@@ -427,7 +430,7 @@ def malenia_close_time(h, horizon, batch_size) -> float:
 def synchronized_close_time(h, horizon, per_agent) -> float:
     """Close time of a synchronized round: every agent computes per_agent trajectories::
 
-        per_agent * H * max_i h_i
+    per_agent * H * max_i h_i
     """
     hs = _check_h(h)
     H = _check_positive("horizon", horizon)
@@ -478,9 +481,9 @@ def _check_n(n) -> int:
 def step_times(n, model: str = "equal") -> np.ndarray:
     """Per-agent time per environment step h_i, i = 1..n::
 
-        'equal'      h_i = 1
-        'sqrt'       h_i = sqrt(i)
-        'decreasing' h_i = sqrt(n + 1 - i)
+    'equal'      h_i = 1
+    'sqrt'       h_i = sqrt(i)
+    'decreasing' h_i = sqrt(n + 1 - i)
     """
     n = _check_n(n)
     _check_model("step_model", model, STEP_MODELS)
@@ -492,12 +495,12 @@ def step_times(n, model: str = "equal") -> np.ndarray:
     return np.sqrt(n + 1 - i)
 
 
-def comm_times(n, model: str = "zero", num_params: Optional[int] = None) -> np.ndarray:
+def comm_times(n, model: str = "zero", num_params: int | None = None) -> np.ndarray:
     """Per-agent communication times kappa_i, i = 1..n::
 
-        'zero'    kappa_i = 0
-        'sqrt'    kappa_i = sqrt(i)
-        'sqrt_d'  kappa_i = sqrt(i) * d^(1/4), d = num_params (required)
+    'zero'    kappa_i = 0
+    'sqrt'    kappa_i = sqrt(i)
+    'sqrt_d'  kappa_i = sqrt(i) * d^(1/4), d = num_params (required)
     """
     n = _check_n(n)
     _check_model("comm_model", model, COMM_MODELS)
@@ -512,7 +515,7 @@ def comm_times(n, model: str = "zero", num_params: Optional[int] = None) -> np.n
     return np.sqrt(i) * d**0.25
 
 
-def comm_time(n, model: str = "zero", num_params: Optional[int] = None) -> float:
+def comm_time(n, model: str = "zero", num_params: int | None = None) -> float:
     """Scalar kappa used by the theorems: ``max_i kappa_i`` of :func:`comm_times`.
 
     Choice: an AllReduce waits for the slowest link, so one communication round costs max_i kappa_i
@@ -526,7 +529,9 @@ def comm_time(n, model: str = "zero", num_params: Optional[int] = None) -> float
 FORMULAS = ("theorem", "table")
 
 
-def _predicted_for_h(hs: np.ndarray, kappa: float, eps: float, c: Constants, formulas: str) -> Dict[str, float]:
+def _predicted_for_h(
+    hs: np.ndarray, kappa: float, eps: float, c: Constants, formulas: str
+) -> dict[str, float]:
     scale = 1.0 / (1.0 - c.gamma)
     rows = table1(hs, kappa, eps)
     out = {name: row.computation * scale + row.communication for name, row in rows.items()}
@@ -545,9 +550,9 @@ def predicted_times(
     comm_model: str,
     eps,
     c: Constants = Constants(),
-    num_params: Optional[int] = None,
+    num_params: int | None = None,
     formulas: str = "theorem",
-) -> Dict[str, List[float]]:
+) -> dict[str, list[float]]:
     """Predicted total time (computation + communication) of each method for each number of agents n.
 
     For n in n_values: h = step_times(n, step_model), kappa = comm_time(n, comm_model, num_params), and
@@ -570,9 +575,11 @@ def predicted_times(
     ns = [_check_n(n) for n in n_values]
     if not ns:
         raise ValueError("n_values must contain at least one positive integer")
-    out: Dict[str, List[float]] = {name: [] for name in PREDICTED_METHODS}
+    out: dict[str, list[float]] = {name: [] for name in PREDICTED_METHODS}
     for n in ns:
-        vals = _predicted_for_h(step_times(n, step_model), comm_time(n, comm_model, num_params), eps, c, formulas)
+        vals = _predicted_for_h(
+            step_times(n, step_model), comm_time(n, comm_model, num_params), eps, c, formulas
+        )
         for name in PREDICTED_METHODS:
             out[name].append(vals[name])
     return out
@@ -598,7 +605,7 @@ def format_table(
     comm_model: str,
     eps,
     c: Constants = Constants(),
-    num_params: Optional[int] = None,
+    num_params: int | None = None,
     formulas: str = "theorem",
 ) -> str:
     """Readable text table of every method for one timing model, number of agents n and eps.
@@ -636,7 +643,7 @@ def format_table(
 
     hp = theory_hyperparameters(eps, c)
     out = [
-        f"Predicted time to an eps-stationary point (constants and log factors dropped)",
+        "Predicted time to an eps-stationary point (constants and log factors dropped)",
         f"n={n} step={step_model} comm={comm_model} eps={eps:g} kappa=max_i kappa_i={_fmt(kappa)} "
         f"gamma={c.gamma:g} formulas={formulas}",
         "",
@@ -649,16 +656,20 @@ def format_table(
         "computation/communication: Table 1 form (D, L, 1/(1-gamma) dropped); '>=' marks a lower bound.",
         "* Malenia NIGT is not in Table 1: Theorem 5.1 with the same terms dropped.",
         "predicted total: computation/(1-gamma) + communication"
-        + ("; Rennala/Malenia NIGT from Theorems 4.4/5.1 with the constants." if formulas == "theorem" else "."),
+        + (
+            "; Rennala/Malenia NIGT from Theorems 4.4/5.1 with the constants."
+            if formulas == "theorem"
+            else "."
+        ),
         f"Rennala NIGT optimal m (fastest agents used): {rennala_optimal_m(h, eps, c)} of {n}",
         f"lower bound, communication term: kappa eps^(-12/7) = {_fmt(lower_bound_communication(kappa, eps))}",
-        "theory hyperparameters: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                               for k, v in hp.items()),
+        "theory hyperparameters: "
+        + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in hp.items()),
     ]
     return "\n".join(out)
 
 
-def _log_n_values(max_agents: int, points: int = 30) -> List[int]:
+def _log_n_values(max_agents: int, points: int = 30) -> list[int]:
     max_agents = _check_n(max_agents)
     return sorted({int(round(x)) for x in np.logspace(0, math.log10(max_agents), points)} | {1, max_agents})
 
@@ -670,9 +681,9 @@ def plot_predicted_times(
     comm_model: str,
     eps,
     c: Constants = Constants(),
-    num_params: Optional[int] = None,
+    num_params: int | None = None,
     formulas: str = "theorem",
-    title: Optional[str] = None,
+    title: str | None = None,
 ):
     """Draw the predicted time of every method against the number of agents (log-log) into a PNG at path.
 
@@ -713,39 +724,75 @@ def _build_parser(prog: str = "jnigt theory") -> argparse.ArgumentParser:
         "2509.24305; constants and log factors dropped) and optionally plot them against the number of agents.",
     )
     p.add_argument("--agents", type=int, default=10, help="number of agents n for the table (default 10)")
-    p.add_argument("--step", choices=STEP_MODELS, default="sqrt",
-                   help="step-time model: equal h_i=1, sqrt h_i=sqrt(i), decreasing h_i=sqrt(n+1-i) (default sqrt)")
-    p.add_argument("--comm", choices=COMM_MODELS, default="sqrt",
-                   help="communication model: zero, sqrt kappa_i=sqrt(i), sqrt_d kappa_i=sqrt(i) d^(1/4); "
-                        "kappa = max_i kappa_i (default sqrt)")
-    p.add_argument("--num-params", type=int, default=None,
-                   help="number of policy parameters d (required for --comm sqrt_d)")
+    p.add_argument(
+        "--step",
+        choices=STEP_MODELS,
+        default="sqrt",
+        help="step-time model: equal h_i=1, sqrt h_i=sqrt(i), decreasing h_i=sqrt(n+1-i) (default sqrt)",
+    )
+    p.add_argument(
+        "--comm",
+        choices=COMM_MODELS,
+        default="sqrt",
+        help="communication model: zero, sqrt kappa_i=sqrt(i), sqrt_d kappa_i=sqrt(i) d^(1/4); "
+        "kappa = max_i kappa_i (default sqrt)",
+    )
+    p.add_argument(
+        "--num-params",
+        type=int,
+        default=None,
+        help="number of policy parameters d (required for --comm sqrt_d)",
+    )
     p.add_argument("--eps", type=float, default=0.1, help="target gradient norm eps > 0 (default 0.1)")
     p.add_argument("--gamma", type=float, default=0.99, help="discount factor in [0, 1) (default 0.99)")
     p.add_argument("--L-g", dest="L_g", type=float, default=1.0, help="smoothness constant L_g (default 1)")
-    p.add_argument("--L-h", dest="L_h", type=float, default=1.0, help="Hessian-Lipschitz constant L_h (default 1)")
+    p.add_argument(
+        "--L-h", dest="L_h", type=float, default=1.0, help="Hessian-Lipschitz constant L_h (default 1)"
+    )
     p.add_argument("--D", dest="D", type=float, default=1.0, help="initial gap D (default 1)")
     p.add_argument("--sigma", type=float, default=1.0, help="gradient noise sigma (default 1)")
-    p.add_argument("--formulas", choices=FORMULAS, default="theorem",
-                   help="theorem: Rennala/Malenia NIGT from Theorems 4.4/5.1; table: all in Table 1 form "
-                        "(default theorem)")
-    p.add_argument("--plot", default=None, metavar="PNG",
-                   help="also draw predicted time vs number of agents (log-log) into this PNG file")
-    p.add_argument("--max-agents", type=int, default=1000,
-                   help="largest number of agents on the plot's x axis (default 1000)")
+    p.add_argument(
+        "--formulas",
+        choices=FORMULAS,
+        default="theorem",
+        help="theorem: Rennala/Malenia NIGT from Theorems 4.4/5.1; table: all in Table 1 form "
+        "(default theorem)",
+    )
+    p.add_argument(
+        "--plot",
+        default=None,
+        metavar="PNG",
+        help="also draw predicted time vs number of agents (log-log) into this PNG file",
+    )
+    p.add_argument(
+        "--max-agents",
+        type=int,
+        default=1000,
+        help="largest number of agents on the plot's x axis (default 1000)",
+    )
     return p
 
 
-def theory_main(argv: Optional[Sequence[str]] = None) -> int:
+def theory_main(argv: Sequence[str] | None = None) -> int:
     """``jnigt theory``: print the comparison table, optionally draw the plot.  Returns the exit code."""
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
-        c = _check_constants(Constants(L_g=args.L_g, L_h=args.L_h, D=args.D, sigma=args.sigma, gamma=args.gamma))
+        c = _check_constants(
+            Constants(L_g=args.L_g, L_h=args.L_h, D=args.D, sigma=args.sigma, gamma=args.gamma)
+        )
         print(format_table(args.agents, args.step, args.comm, args.eps, c, args.num_params, args.formulas))
         if args.plot:
-            plot_predicted_times(args.plot, _log_n_values(args.max_agents), args.step, args.comm, args.eps, c,
-                                 args.num_params, args.formulas)
+            plot_predicted_times(
+                args.plot,
+                _log_n_values(args.max_agents),
+                args.step,
+                args.comm,
+                args.eps,
+                c,
+                args.num_params,
+                args.formulas,
+            )
             print(f"plot written to {args.plot}")
     except ValueError as exc:
         parser.error(str(exc))

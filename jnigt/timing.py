@@ -26,7 +26,8 @@ import functools
 import heapq
 import math
 import numbers
-from typing import NamedTuple, Sequence, Union
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -68,70 +69,72 @@ METHODS = ("rennala", "malenia", "synchronized", "afedpg")
 
 
 def _is_concrete(x) -> bool:
-  return isinstance(x, (list, tuple, np.ndarray, numbers.Real))
+    return isinstance(x, (list, tuple, np.ndarray, numbers.Real))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Timing:
-  """Per-agent timing.
+    """Per-agent timing.
 
-  Attributes:
-    step_time: ``[n]`` seconds per environment step ``h_i > 0``; ``np.inf`` = dead agent.
-    comm_time: ``[n]`` communication time ``kappa_i >= 0`` (finite).
-    jitter: sigma of the lognormal per-trajectory factor (mean 1); 0 = fixed times.
-    allreduce_cost: charge of a closed AllReduce round: ``"max"`` = ``max_i kappa_i`` over all agents (SPEC
-      default), ``"arrived"`` = max over agents with ``M_i >= 1``, ``"none"`` = 0.
-  """
+    Attributes:
+      step_time: ``[n]`` seconds per environment step ``h_i > 0``; ``np.inf`` = dead agent.
+      comm_time: ``[n]`` communication time ``kappa_i >= 0`` (finite).
+      jitter: sigma of the lognormal per-trajectory factor (mean 1); 0 = fixed times.
+      allreduce_cost: charge of a closed AllReduce round: ``"max"`` = ``max_i kappa_i`` over all agents (SPEC
+        default), ``"arrived"`` = max over agents with ``M_i >= 1``, ``"none"`` = 0.
+    """
 
-  step_time: np.ndarray
-  comm_time: np.ndarray
-  jitter: float = 0.0
-  allreduce_cost: str = "max"
+    step_time: np.ndarray
+    comm_time: np.ndarray
+    jitter: float = 0.0
+    allreduce_cost: str = "max"
 
-  def __post_init__(self):
-    # Leaves may be tracers or placeholders when JAX unflattens the pytree: only check concrete inputs.
-    if _is_concrete(self.step_time) and _is_concrete(self.comm_time):
-      step = np.asarray(self.step_time, dtype=np.float64).reshape(-1)
-      comm = np.asarray(self.comm_time, dtype=np.float64).reshape(-1)
-      _check_arrays(step, comm, self.jitter, self.allreduce_cost)
-      object.__setattr__(self, "step_time", step)
-      object.__setattr__(self, "comm_time", comm)
+    def __post_init__(self):
+        # Leaves may be tracers or placeholders when JAX unflattens the pytree: only check concrete inputs.
+        if _is_concrete(self.step_time) and _is_concrete(self.comm_time):
+            step = np.asarray(self.step_time, dtype=np.float64).reshape(-1)
+            comm = np.asarray(self.comm_time, dtype=np.float64).reshape(-1)
+            _check_arrays(step, comm, self.jitter, self.allreduce_cost)
+            object.__setattr__(self, "step_time", step)
+            object.__setattr__(self, "comm_time", comm)
 
-  @property
-  def num_agents(self) -> int:
-    return int(np.shape(self.step_time)[0])
+    @property
+    def num_agents(self) -> int:
+        return int(np.shape(self.step_time)[0])
 
 
 jax.tree_util.register_dataclass(
-    Timing, data_fields=["step_time", "comm_time"], meta_fields=["jitter", "allreduce_cost"])
+    Timing, data_fields=["step_time", "comm_time"], meta_fields=["jitter", "allreduce_cost"]
+)
 
 
 def _check_arrays(step, comm, jitter, allreduce_cost):
-  if step.size < 1:
-    raise ValueError("step_time must hold at least one agent (num_agents >= 1).")
-  if comm.shape != step.shape:
-    raise ValueError(
-        f"comm_time must have one entry per agent: got {comm.size} entries for {step.size} agents.")
-  if np.any(np.isnan(step)) or np.any(step <= 0):
-    raise ValueError(f"step_time must be > 0 (np.inf allowed for a dead agent); got {step.tolist()}.")
-  if np.any(~np.isfinite(comm)) or np.any(comm < 0):
-    raise ValueError(f"comm_time must be finite and >= 0; got {comm.tolist()}.")
-  if not isinstance(jitter, numbers.Real) or not math.isfinite(jitter) or jitter < 0:
-    raise ValueError(f"jitter must be a finite float >= 0 (0 = fixed times); got {jitter!r}.")
-  if allreduce_cost not in ALLREDUCE_COSTS:
-    raise ValueError(f"allreduce_cost must be one of {ALLREDUCE_COSTS}; got {allreduce_cost!r}.")
+    if step.size < 1:
+        raise ValueError("step_time must hold at least one agent (num_agents >= 1).")
+    if comm.shape != step.shape:
+        raise ValueError(
+            f"comm_time must have one entry per agent: got {comm.size} entries for {step.size} agents."
+        )
+    if np.any(np.isnan(step)) or np.any(step <= 0):
+        raise ValueError(f"step_time must be > 0 (np.inf allowed for a dead agent); got {step.tolist()}.")
+    if np.any(~np.isfinite(comm)) or np.any(comm < 0):
+        raise ValueError(f"comm_time must be finite and >= 0; got {comm.tolist()}.")
+    if not isinstance(jitter, numbers.Real) or not math.isfinite(jitter) or jitter < 0:
+        raise ValueError(f"jitter must be a finite float >= 0 (0 = fixed times); got {jitter!r}.")
+    if allreduce_cost not in ALLREDUCE_COSTS:
+        raise ValueError(f"allreduce_cost must be one of {ALLREDUCE_COSTS}; got {allreduce_cost!r}.")
 
 
 def _check_count(name, value, low):
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-    raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
-  return int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
+    return int(value)
 
 
 def make_timing(
     num_agents: int,
-    step: Union[str, Sequence[float]] = "equal",
-    comm: Union[str, float, Sequence[float]] = "zero",
+    step: str | Sequence[float] = "equal",
+    comm: str | float | Sequence[float] = "zero",
     *,
     num_params: int | None = None,
     jitter: float = 0.0,
@@ -141,332 +144,336 @@ def make_timing(
     allreduce_cost: str = "max",
     seed: int = 0,
 ) -> Timing:
-  """Builds a ``Timing`` from the paper's models (i = 1..n).
+    """Builds a ``Timing`` from the paper's models (i = 1..n).
 
-  step: ``"equal"`` h_i = 1; ``"sqrt"`` h_i = sqrt(i); ``"decreasing"`` h_i = sqrt(n + 1 - i);
-    ``"random"`` h_i ~ U[1, 10] (``seed``); or a sequence of n floats.
-  comm: ``"zero"``; ``"sqrt"`` kappa_i = sqrt(i); ``"sqrt_d"`` kappa_i = sqrt(i) * num_params^(1/4);
-    a float (same for all); or a sequence of n floats.
-  dead: the last ``dead`` agents get h_i = inf. stragglers: the ``stragglers`` agents just before the dead ones
-    (the last ones when ``dead = 0``) get h_i *= straggler_factor. Requires stragglers + dead <= n.
-  """
-  n = _check_count("num_agents", num_agents, 1)
-  if isinstance(step, str):
-    if step == "random":
-      h = np.random.default_rng(seed).uniform(1.0, 10.0, size=n)
-    elif step in theory.STEP_MODELS:
-      h = theory.step_times(n, step)
+    step: ``"equal"`` h_i = 1; ``"sqrt"`` h_i = sqrt(i); ``"decreasing"`` h_i = sqrt(n + 1 - i);
+      ``"random"`` h_i ~ U[1, 10] (``seed``); or a sequence of n floats.
+    comm: ``"zero"``; ``"sqrt"`` kappa_i = sqrt(i); ``"sqrt_d"`` kappa_i = sqrt(i) * num_params^(1/4);
+      a float (same for all); or a sequence of n floats.
+    dead: the last ``dead`` agents get h_i = inf. stragglers: the ``stragglers`` agents just before the dead ones
+      (the last ones when ``dead = 0``) get h_i *= straggler_factor. Requires stragglers + dead <= n.
+    """
+    n = _check_count("num_agents", num_agents, 1)
+    if isinstance(step, str):
+        if step == "random":
+            h = np.random.default_rng(seed).uniform(1.0, 10.0, size=n)
+        elif step in theory.STEP_MODELS:
+            h = theory.step_times(n, step)
+        else:
+            raise ValueError(f"step must be one of {STEP_MODELS} or a sequence of {n} floats; got {step!r}.")
     else:
-      raise ValueError(f"step must be one of {STEP_MODELS} or a sequence of {n} floats; got {step!r}.")
-  else:
-    h = np.asarray(step, dtype=np.float64).reshape(-1)
-    if h.shape != (n,):
-      raise ValueError(f"step sequence must have num_agents={n} entries; got {h.size}.")
-    if np.any(np.isnan(h)) or np.any(h <= 0):
-      raise ValueError(f"step times must be > 0 (np.inf = dead agent); got {h.tolist()}.")
+        h = np.asarray(step, dtype=np.float64).reshape(-1)
+        if h.shape != (n,):
+            raise ValueError(f"step sequence must have num_agents={n} entries; got {h.size}.")
+        if np.any(np.isnan(h)) or np.any(h <= 0):
+            raise ValueError(f"step times must be > 0 (np.inf = dead agent); got {h.tolist()}.")
 
-  if isinstance(comm, str):
-    if comm not in COMM_MODELS:
-      raise ValueError(
-          f"comm must be one of {COMM_MODELS}, a float or a sequence of {n} floats; got {comm!r}.")
-    if comm == "sqrt_d" and num_params is None:
-      raise ValueError("comm='sqrt_d' requires num_params (the number of policy parameters d).")
-    kappa = theory.comm_times(n, comm, num_params)
-  elif isinstance(comm, numbers.Real):
-    kappa = np.full(n, float(comm))
-  else:
-    kappa = np.asarray(comm, dtype=np.float64).reshape(-1)
-    if kappa.shape != (n,):
-      raise ValueError(f"comm sequence must have num_agents={n} entries; got {kappa.size}.")
-  if np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
-    raise ValueError(f"comm times must be finite and >= 0; got {kappa.tolist()}.")
+    if isinstance(comm, str):
+        if comm not in COMM_MODELS:
+            raise ValueError(
+                f"comm must be one of {COMM_MODELS}, a float or a sequence of {n} floats; got {comm!r}."
+            )
+        if comm == "sqrt_d" and num_params is None:
+            raise ValueError("comm='sqrt_d' requires num_params (the number of policy parameters d).")
+        kappa = theory.comm_times(n, comm, num_params)
+    elif isinstance(comm, numbers.Real):
+        kappa = np.full(n, float(comm))
+    else:
+        kappa = np.asarray(comm, dtype=np.float64).reshape(-1)
+        if kappa.shape != (n,):
+            raise ValueError(f"comm sequence must have num_agents={n} entries; got {kappa.size}.")
+    if np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
+        raise ValueError(f"comm times must be finite and >= 0; got {kappa.tolist()}.")
 
-  stragglers = _check_count("stragglers", stragglers, 0)
-  dead = _check_count("dead", dead, 0)
-  if stragglers + dead > n:
-    raise ValueError(f"stragglers + dead must be <= num_agents={n}; got {stragglers} + {dead}.")
-  if not isinstance(straggler_factor, numbers.Real) or not (0 < straggler_factor < math.inf):
-    raise ValueError(f"straggler_factor must be a finite float > 0; got {straggler_factor!r}.")
-  h = h.copy()
-  if stragglers:
-    h[n - dead - stragglers:n - dead] *= straggler_factor
-  if dead:
-    h[n - dead:] = np.inf
-  return Timing(step_time=h, comm_time=kappa, jitter=jitter, allreduce_cost=allreduce_cost)
+    stragglers = _check_count("stragglers", stragglers, 0)
+    dead = _check_count("dead", dead, 0)
+    if stragglers + dead > n:
+        raise ValueError(f"stragglers + dead must be <= num_agents={n}; got {stragglers} + {dead}.")
+    if not isinstance(straggler_factor, numbers.Real) or not (0 < straggler_factor < math.inf):
+        raise ValueError(f"straggler_factor must be a finite float > 0; got {straggler_factor!r}.")
+    h = h.copy()
+    if stragglers:
+        h[n - dead - stragglers : n - dead] *= straggler_factor
+    if dead:
+        h[n - dead :] = np.inf
+    return Timing(step_time=h, comm_time=kappa, jitter=jitter, allreduce_cost=allreduce_cost)
 
 
 class Round(NamedTuple):
-  """Outcome of one aggregation round (times relative to the round start).
+    """Outcome of one aggregation round (times relative to the round start).
 
-  counts: int32 ``[n]`` gradients agent i delivers (``M_i``; the delay mask as counts).
-  duration: float32 time to the close event (the last counted arrival). ``inf`` if the round cannot close
-    (dead agents, or Malenia's rule not met within ``max_per_agent`` arrivals per agent).
-  comm: float32 AllReduce charge per ``Timing.allreduce_cost``.
-  wasted: float32 agent-seconds of discarded work, ``sum_i (duration - last_i)`` where ``last_i`` is the
-    finish time of agent i's last counted trajectory (0 if ``M_i = 0``, so idle-contributing and dead agents
-    waste the whole round).
-  """
+    counts: int32 ``[n]`` gradients agent i delivers (``M_i``; the delay mask as counts).
+    duration: float32 time to the close event (the last counted arrival). ``inf`` if the round cannot close
+      (dead agents, or Malenia's rule not met within ``max_per_agent`` arrivals per agent).
+    comm: float32 AllReduce charge per ``Timing.allreduce_cost``.
+    wasted: float32 agent-seconds of discarded work, ``sum_i (duration - last_i)`` where ``last_i`` is the
+      finish time of agent i's last counted trajectory (0 if ``M_i = 0``, so idle-contributing and dead agents
+      waste the whole round).
+    """
 
-  counts: jax.Array
-  duration: jax.Array
-  comm: jax.Array
-  wasted: jax.Array
+    counts: jax.Array
+    duration: jax.Array
+    comm: jax.Array
+    wasted: jax.Array
 
 
 def _jitter_factors(jitter: float, key, shape):
-  if jitter == 0:
-    return jnp.ones(shape, jnp.float32)
-  if key is None:
-    raise ValueError("a PRNG key is required when jitter > 0.")
-  z = jax.random.normal(key, shape, jnp.float32)
-  return jnp.exp(jitter * z - 0.5 * jitter * jitter)
+    if jitter == 0:
+        return jnp.ones(shape, jnp.float32)
+    if key is None:
+        raise ValueError("a PRNG key is required when jitter > 0.")
+    z = jax.random.normal(key, shape, jnp.float32)
+    return jnp.exp(jitter * z - 0.5 * jitter * jitter)
 
 
 def _traj_time(timing: Timing, horizon: int):
-  return jnp.asarray(timing.step_time, jnp.float32) * jnp.float32(horizon)
+    return jnp.asarray(timing.step_time, jnp.float32) * jnp.float32(horizon)
 
 
 def trajectory_durations(timing: Timing, horizon: int, key, max_per_agent: int) -> jax.Array:
-  """float32 ``[n, K]``: duration of agent i's j-th trajectory, ``H * h_i * f_ij``."""
-  n = timing.num_agents
-  f = _jitter_factors(timing.jitter, key, (n, max_per_agent))
-  return _traj_time(timing, horizon)[:, None] * f
+    """float32 ``[n, K]``: duration of agent i's j-th trajectory, ``H * h_i * f_ij``."""
+    n = timing.num_agents
+    f = _jitter_factors(timing.jitter, key, (n, max_per_agent))
+    return _traj_time(timing, horizon)[:, None] * f
 
 
 def arrival_times(timing: Timing, horizon: int, key, max_per_agent: int) -> jax.Array:
-  """float32 ``[n, K]``: ``A[i, j]`` = finish time of agent i's (j+1)-th trajectory in a round.
+    """float32 ``[n, K]``: ``A[i, j]`` = finish time of agent i's (j+1)-th trajectory in a round.
 
-  Fixed times: ``(j + 1) * (H h_i)`` (one rounding, matches SPEC's ``j * H * h_i``); jitter: the cumulative
-  sum of ``trajectory_durations`` (same key, same factors). Rows are non-decreasing; dead rows are inf.
-  """
-  if timing.jitter == 0:
-    j = jnp.arange(1, max_per_agent + 1, dtype=jnp.float32)
-    return _traj_time(timing, horizon)[:, None] * j[None, :]
-  return jnp.cumsum(trajectory_durations(timing, horizon, key, max_per_agent), axis=1)
+    Fixed times: ``(j + 1) * (H h_i)`` (one rounding, matches SPEC's ``j * H * h_i``); jitter: the cumulative
+    sum of ``trajectory_durations`` (same key, same factors). Rows are non-decreasing; dead rows are inf.
+    """
+    if timing.jitter == 0:
+        j = jnp.arange(1, max_per_agent + 1, dtype=jnp.float32)
+        return _traj_time(timing, horizon)[:, None] * j[None, :]
+    return jnp.cumsum(trajectory_durations(timing, horizon, key, max_per_agent), axis=1)
 
 
 def _allreduce_charge(timing: Timing, counts):
-  kappa = jnp.asarray(timing.comm_time, jnp.float32)
-  if timing.allreduce_cost == "max":
-    return jnp.max(kappa)
-  if timing.allreduce_cost == "arrived":
-    return jnp.max(jnp.where(counts > 0, kappa, 0.0))
-  return jnp.zeros((), jnp.float32)
+    kappa = jnp.asarray(timing.comm_time, jnp.float32)
+    if timing.allreduce_cost == "max":
+        return jnp.max(kappa)
+    if timing.allreduce_cost == "arrived":
+        return jnp.max(jnp.where(counts > 0, kappa, 0.0))
+    return jnp.zeros((), jnp.float32)
 
 
 def _finish(timing, arrivals, counts, close) -> Round:
-  """Assembles a Round from arrivals [n, K], counts [n] and the close time."""
-  last = jnp.take_along_axis(arrivals, jnp.maximum(counts - 1, 0)[:, None], axis=1)[:, 0]
-  last = jnp.where(counts > 0, last, 0.0)
-  wasted = jnp.sum(close - last)
-  return Round(
-      counts=counts.astype(jnp.int32),
-      duration=close.astype(jnp.float32),
-      comm=_allreduce_charge(timing, counts),
-      wasted=wasted.astype(jnp.float32),
-  )
+    """Assembles a Round from arrivals [n, K], counts [n] and the close time."""
+    last = jnp.take_along_axis(arrivals, jnp.maximum(counts - 1, 0)[:, None], axis=1)[:, 0]
+    last = jnp.where(counts > 0, last, 0.0)
+    wasted = jnp.sum(close - last)
+    return Round(
+        counts=counts.astype(jnp.int32),
+        duration=close.astype(jnp.float32),
+        comm=_allreduce_charge(timing, counts),
+        wasted=wasted.astype(jnp.float32),
+    )
 
 
 def rennala_round(timing: Timing, horizon: int, batch_size: int, key) -> Round:
-  """Rennala: closes at the ``M``-th arrival overall (``M = batch_size``); exactly M gradients count.
+    """Rennala: closes at the ``M``-th arrival overall (``M = batch_size``); exactly M gradients count.
 
-  The M smallest of ``A[i, j]`` (``j < M``) in ``(time, agent)`` order. Only the ``k = min(n, M)`` agents
-  with the earliest first arrival can contribute (any other agent's first arrival comes after k others), so
-  the search runs on their ``[k, M]`` rows: ``lax.top_k`` of ``-A`` flattened agent-major, whose ties go to
-  the lower flat index, i.e. the lower agent. The cost is O(n + M^2), not O(n M). ``counts_i`` = how many
-  are agent i's. Fixed times: close = M-th smallest of ``j H h_i``.
-  """
-  n, m = timing.num_agents, int(batch_size)
-  k = min(n, m)
-  if timing.jitter == 0:
-    first = _traj_time(timing, horizon)
-  else:
-    arrivals = arrival_times(timing, horizon, key, m)
-    first = arrivals[:, 0]
-  _, cand = jax.lax.top_k(-first, k)
-  cand = jnp.sort(cand)   # agent-major order keeps the (time, agent) tie-break
-  if timing.jitter == 0:
-    rows = first[cand][:, None] * jnp.arange(1, m + 1, dtype=jnp.float32)[None, :]
-  else:
-    rows = arrivals[cand]
-  neg, idx = jax.lax.top_k(-rows.reshape(-1), m)
-  close = -neg[m - 1]
-  cand_counts = jnp.bincount(idx // m, length=k).astype(jnp.int32)
-  counts = jnp.zeros((n,), jnp.int32).at[cand].add(cand_counts)
-  last = jnp.take_along_axis(rows, jnp.maximum(cand_counts - 1, 0)[:, None], axis=1)[:, 0]
-  last = jnp.where(cand_counts > 0, last, 0.0)
-  return Round(
-      counts=counts,
-      duration=close.astype(jnp.float32),
-      comm=_allreduce_charge(timing, counts),
-      wasted=(n * close - jnp.sum(last)).astype(jnp.float32),
-  )
+    The M smallest of ``A[i, j]`` (``j < M``) in ``(time, agent)`` order. Only the ``k = min(n, M)`` agents
+    with the earliest first arrival can contribute (any other agent's first arrival comes after k others), so
+    the search runs on their ``[k, M]`` rows: ``lax.top_k`` of ``-A`` flattened agent-major, whose ties go to
+    the lower flat index, i.e. the lower agent. The cost is O(n + M^2), not O(n M). ``counts_i`` = how many
+    are agent i's. Fixed times: close = M-th smallest of ``j H h_i``.
+    """
+    n, m = timing.num_agents, int(batch_size)
+    k = min(n, m)
+    if timing.jitter == 0:
+        first = _traj_time(timing, horizon)
+    else:
+        arrivals = arrival_times(timing, horizon, key, m)
+        first = arrivals[:, 0]
+    _, cand = jax.lax.top_k(-first, k)
+    cand = jnp.sort(cand)  # agent-major order keeps the (time, agent) tie-break
+    if timing.jitter == 0:
+        rows = first[cand][:, None] * jnp.arange(1, m + 1, dtype=jnp.float32)[None, :]
+    else:
+        rows = arrivals[cand]
+    neg, idx = jax.lax.top_k(-rows.reshape(-1), m)
+    close = -neg[m - 1]
+    cand_counts = jnp.bincount(idx // m, length=k).astype(jnp.int32)
+    counts = jnp.zeros((n,), jnp.int32).at[cand].add(cand_counts)
+    last = jnp.take_along_axis(rows, jnp.maximum(cand_counts - 1, 0)[:, None], axis=1)[:, 0]
+    last = jnp.where(cand_counts > 0, last, 0.0)
+    return Round(
+        counts=counts,
+        duration=close.astype(jnp.float32),
+        comm=_allreduce_charge(timing, counts),
+        wasted=(n * close - jnp.sum(last)).astype(jnp.float32),
+    )
 
 
 def _harmonic_ok(counts, n: int, batch_size: int):
-  """Malenia's rule: all M_i >= 1 and (1/n sum 1/M_i)^-1 >= M/n, i.e. sum_i 1/M_i <= n^2/M (1 + rtol)."""
-  c = counts.astype(jnp.float32)
-  s = jnp.sum(1.0 / jnp.maximum(c, 1.0))
-  thr = jnp.float32(n * n / batch_size * (1.0 + HARMONIC_RTOL))
-  return jnp.all(counts >= 1) & (s <= thr)
+    """Malenia's rule: all M_i >= 1 and (1/n sum 1/M_i)^-1 >= M/n, i.e. sum_i 1/M_i <= n^2/M (1 + rtol)."""
+    c = counts.astype(jnp.float32)
+    s = jnp.sum(1.0 / jnp.maximum(c, 1.0))
+    thr = jnp.float32(n * n / batch_size * (1.0 + HARMONIC_RTOL))
+    return jnp.all(counts >= 1) & (s <= thr)
 
 
 def malenia_round(timing: Timing, horizon: int, batch_size: int, key, max_per_agent: int) -> Round:
-  """Malenia: closes at the first event (in ``(time, agent)`` order) after which every ``M_i >= 1`` and
-  ``((1/n) sum_i 1/M_i)^(-1) >= M/n`` (with ``HARMONIC_RTOL`` slack).
+    """Malenia: closes at the first event (in ``(time, agent)`` order) after which every ``M_i >= 1`` and
+    ``((1/n) sum_i 1/M_i)^(-1) >= M/n`` (with ``HARMONIC_RTOL`` slack).
 
-  Events are the ``n * K`` arrivals (``K = max_per_agent``), sorted stably by time in agent-major order. The
-  counts after event e, ``M_i(e) = #{j : (A_ij, i) <= (t_e, a_e)}``, grow with e, so the rule is monotone:
-  a binary search over e (``ceil(log2(nK + 1))`` steps, each n ``searchsorted``) finds the close event.
-  ``duration = inf`` (counts then meaningless) if the rule never holds within K arrivals per agent, or if
-  some agent used up its K arrivals strictly before the close (its true count is unknown): size K with
-  ``malenia_max_per_agent`` (plus slack under jitter) and check ``isfinite(duration)``.
-  """
-  arrivals = arrival_times(timing, horizon, key, int(max_per_agent))
-  counts, close = _malenia_search(arrivals, int(batch_size))
-  return _finish(timing, arrivals, counts, close)
+    Events are the ``n * K`` arrivals (``K = max_per_agent``), sorted stably by time in agent-major order. The
+    counts after event e, ``M_i(e) = #{j : (A_ij, i) <= (t_e, a_e)}``, grow with e, so the rule is monotone:
+    a binary search over e (``ceil(log2(nK + 1))`` steps, each n ``searchsorted``) finds the close event.
+    ``duration = inf`` (counts then meaningless) if the rule never holds within K arrivals per agent, or if
+    some agent used up its K arrivals strictly before the close (its true count is unknown): size K with
+    ``malenia_max_per_agent`` (plus slack under jitter) and check ``isfinite(duration)``.
+    """
+    arrivals = arrival_times(timing, horizon, key, int(max_per_agent))
+    counts, close = _malenia_search(arrivals, int(batch_size))
+    return _finish(timing, arrivals, counts, close)
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size",))
 def _malenia_search(arrivals, batch_size: int):
-  """(counts [n], close) of Malenia's close event given arrivals [n, K] (binary search, see malenia_round)."""
-  n, k = arrivals.shape
-  flat = arrivals.reshape(-1)
-  order = jnp.argsort(flat, stable=True)
-  t_sorted = flat[order]
-  a_sorted = (order // k).astype(jnp.int32)
-  agent_ids = jnp.arange(n, dtype=jnp.int32)
-  num_events = n * k
+    """(counts [n], close) of Malenia's close event given arrivals [n, K] (binary search, see malenia_round)."""
+    n, k = arrivals.shape
+    flat = arrivals.reshape(-1)
+    order = jnp.argsort(flat, stable=True)
+    t_sorted = flat[order]
+    a_sorted = (order // k).astype(jnp.int32)
+    agent_ids = jnp.arange(n, dtype=jnp.int32)
+    num_events = n * k
 
-  def counts_at(e):
-    t, a = t_sorted[e], a_sorted[e]
-    left = jax.vmap(lambda row: jnp.searchsorted(row, t, side="left"))(arrivals)
-    right = jax.vmap(lambda row: jnp.searchsorted(row, t, side="right"))(arrivals)
-    return jnp.where(agent_ids <= a, right, left).astype(jnp.int32)
+    def counts_at(e):
+        t, a = t_sorted[e], a_sorted[e]
+        left = jax.vmap(lambda row: jnp.searchsorted(row, t, side="left"))(arrivals)
+        right = jax.vmap(lambda row: jnp.searchsorted(row, t, side="right"))(arrivals)
+        return jnp.where(agent_ids <= a, right, left).astype(jnp.int32)
 
-  def body(_, lohi):
-    lo, hi = lohi
-    mid = (lo + hi) // 2
-    ok = _harmonic_ok(counts_at(jnp.minimum(mid, num_events - 1)), n, batch_size)
-    active = lo < hi
-    return jnp.where(active & ~ok, mid + 1, lo), jnp.where(active & ok, mid, hi)
+    def body(_, lohi):
+        lo, hi = lohi
+        mid = (lo + hi) // 2
+        ok = _harmonic_ok(counts_at(jnp.minimum(mid, num_events - 1)), n, batch_size)
+        active = lo < hi
+        return jnp.where(active & ~ok, mid + 1, lo), jnp.where(active & ok, mid, hi)
 
-  steps = max(1, math.ceil(math.log2(num_events + 1)))
-  lo, _ = jax.lax.fori_loop(0, steps, body, (jnp.int32(0), jnp.int32(num_events)))
-  e = jnp.minimum(lo, num_events - 1)
-  counts = counts_at(e)
-  t_close = t_sorted[e]
-  # An agent that used up its K arrivals strictly before the close might have delivered more: the true
-  # counts (and maybe an earlier close) are unknown, so report the round as not closed.
-  saturated = jnp.any((counts == k) & (arrivals[:, k - 1] < t_close))
-  close = jnp.where((lo < num_events) & ~saturated, t_close, jnp.inf)
-  return counts, close
+    steps = max(1, math.ceil(math.log2(num_events + 1)))
+    lo, _ = jax.lax.fori_loop(0, steps, body, (jnp.int32(0), jnp.int32(num_events)))
+    e = jnp.minimum(lo, num_events - 1)
+    counts = counts_at(e)
+    t_close = t_sorted[e]
+    # An agent that used up its K arrivals strictly before the close might have delivered more: the true
+    # counts (and maybe an earlier close) are unknown, so report the round as not closed.
+    saturated = jnp.any((counts == k) & (arrivals[:, k - 1] < t_close))
+    close = jnp.where((lo < num_events) & ~saturated, t_close, jnp.inf)
+    return counts, close
 
 
 def synchronized_round(timing: Timing, horizon: int, per_agent: int, key) -> Round:
-  """Synchronized: every agent delivers ``per_agent`` gradients (SPEC choice: ``ceil(M/n)``); closes at
-  ``max_i A[i, per_agent - 1]``."""
-  n, p = timing.num_agents, int(per_agent)
-  arrivals = arrival_times(timing, horizon, key, p)
-  counts = jnp.full((n,), p, jnp.int32)
-  return _finish(timing, arrivals, counts, jnp.max(arrivals[:, p - 1]))
+    """Synchronized: every agent delivers ``per_agent`` gradients (SPEC choice: ``ceil(M/n)``); closes at
+    ``max_i A[i, per_agent - 1]``."""
+    n, p = timing.num_agents, int(per_agent)
+    arrivals = arrival_times(timing, horizon, key, p)
+    counts = jnp.full((n,), p, jnp.int32)
+    return _finish(timing, arrivals, counts, jnp.max(arrivals[:, p - 1]))
 
 
 def slots_from_counts(counts, num_slots: int):
-  """Agent-major slot layout: agent i repeated ``counts[i]`` times, then padding.
+    """Agent-major slot layout: agent i repeated ``counts[i]`` times, then padding.
 
-  Returns ``(agent_ids int32 [num_slots], valid bool [num_slots])``; ``valid`` marks the first
-  ``sum(counts)`` slots; padded slots hold agent 0. Counts beyond ``num_slots`` are truncated.
-  """
-  counts = jnp.asarray(counts, jnp.int32)
-  n = counts.shape[0]
-  ids = jnp.repeat(jnp.arange(n, dtype=jnp.int32), counts, total_repeat_length=num_slots)
-  valid = jnp.arange(num_slots) < jnp.sum(counts)
-  return jnp.where(valid, ids, 0).astype(jnp.int32), valid
+    Returns ``(agent_ids int32 [num_slots], valid bool [num_slots])``; ``valid`` marks the first
+    ``sum(counts)`` slots; padded slots hold agent 0. Counts beyond ``num_slots`` are truncated.
+    """
+    counts = jnp.asarray(counts, jnp.int32)
+    n = counts.shape[0]
+    ids = jnp.repeat(jnp.arange(n, dtype=jnp.int32), counts, total_repeat_length=num_slots)
+    valid = jnp.arange(num_slots) < jnp.sum(counts)
+    return jnp.where(valid, ids, 0).astype(jnp.int32), valid
 
 
 class AfedpgClock(NamedTuple):
-  """AFedPG state: ``next_finish[i]`` = absolute time agent i's current gradient arrives (inf if dead)."""
+    """AFedPG state: ``next_finish[i]`` = absolute time agent i's current gradient arrives (inf if dead)."""
 
-  next_finish: jax.Array
+    next_finish: jax.Array
 
 
 def afedpg_init(timing: Timing, horizon: int, key) -> AfedpgClock:
-  """All agents start at time 0: ``next_finish_i = H h_i f_i`` (``f`` from ``trajectory_durations``)."""
-  return AfedpgClock(trajectory_durations(timing, horizon, key, 1)[:, 0])
+    """All agents start at time 0: ``next_finish_i = H h_i f_i`` (``f`` from ``trajectory_durations``)."""
+    return AfedpgClock(trajectory_durations(timing, horizon, key, 1)[:, 0])
 
 
 def afedpg_next(timing: Timing, horizon: int, clock: AfedpgClock, key):
-  """Next AFedPG arrival: ``i = argmin next_finish`` (ties: lowest index), at ``t = next_finish_i``.
+    """Next AFedPG arrival: ``i = argmin next_finish`` (ties: lowest index), at ``t = next_finish_i``.
 
-  Agent i then communicates for ``kappa_i`` (computing nothing) and restarts:
-  ``next_finish_i <- t + kappa_i + H h_i f`` with ``f`` = row i of ``trajectory_durations(., key, 1)``.
-  Returns ``(agent int32, t float32, new_clock, comm = kappa_i float32)``.
-  """
-  nf = clock.next_finish
-  agent = jnp.argmin(nf).astype(jnp.int32)
-  t = nf[agent]
-  kappa = jnp.asarray(timing.comm_time, jnp.float32)[agent]
-  dur = trajectory_durations(timing, horizon, key, 1)[agent, 0]
-  new = nf.at[agent].set((t + kappa) + dur)
-  return agent, t.astype(jnp.float32), AfedpgClock(new), kappa
+    Agent i then communicates for ``kappa_i`` (computing nothing) and restarts:
+    ``next_finish_i <- t + kappa_i + H h_i f`` with ``f`` = row i of ``trajectory_durations(., key, 1)``.
+    Returns ``(agent int32, t float32, new_clock, comm = kappa_i float32)``.
+    """
+    nf = clock.next_finish
+    agent = jnp.argmin(nf).astype(jnp.int32)
+    t = nf[agent]
+    kappa = jnp.asarray(timing.comm_time, jnp.float32)[agent]
+    dur = trajectory_durations(timing, horizon, key, 1)[agent, 0]
+    new = nf.at[agent].set((t + kappa) + dur)
+    return agent, t.astype(jnp.float32), AfedpgClock(new), kappa
 
 
 def _dead_agents(timing: Timing):
-  return [int(i) for i in np.flatnonzero(~np.isfinite(np.asarray(timing.step_time)))]
+    return [int(i) for i in np.flatnonzero(~np.isfinite(np.asarray(timing.step_time)))]
 
 
 def reachable(timing: Timing, batch_size: int) -> None:
-  """Raises ValueError if a Rennala batch of ``batch_size`` can never fill (batch_size < 1, all agents dead)."""
-  _check_count("batch_size", batch_size, 1)
-  if len(_dead_agents(timing)) == timing.num_agents:
-    raise ValueError(
-        "timing: a batch can never fill: every agent has infinite step time (all agents dead).")
+    """Raises ValueError if a Rennala batch of ``batch_size`` can never fill (batch_size < 1, all agents dead)."""
+    _check_count("batch_size", batch_size, 1)
+    if len(_dead_agents(timing)) == timing.num_agents:
+        raise ValueError(
+            "timing: a batch can never fill: every agent has infinite step time (all agents dead)."
+        )
 
 
 def validate_method(timing: Timing, method: str) -> None:
-  """Raises ValueError if ``method``'s rounds can never close under ``timing``.
+    """Raises ValueError if ``method``'s rounds can never close under ``timing``.
 
-  malenia / synchronized wait for every agent, so no agent may be dead; rennala / afedpg need one live agent.
-  """
-  if method not in METHODS:
-    raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
-  dead = _dead_agents(timing)
-  if method in ("malenia", "synchronized") and dead:
-    name = "Malenia" if method == "malenia" else "Synchronized"
-    raise ValueError(
-        f"{name} can never close a round: agent(s) {dead} have infinite step time (timing.step_time).")
-  if len(dead) == timing.num_agents:
-    raise ValueError(
-        f"method {method!r} can never make progress: every agent has infinite step time (timing.step_time).")
+    malenia / synchronized wait for every agent, so no agent may be dead; rennala / afedpg need one live agent.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+    dead = _dead_agents(timing)
+    if method in ("malenia", "synchronized") and dead:
+        name = "Malenia" if method == "malenia" else "Synchronized"
+        raise ValueError(
+            f"{name} can never close a round: agent(s) {dead} have infinite step time (timing.step_time)."
+        )
+    if len(dead) == timing.num_agents:
+        raise ValueError(
+            f"method {method!r} can never make progress: every agent has infinite step time (timing.step_time)."
+        )
 
 
 def malenia_max_per_agent(timing: Timing, horizon: int, batch_size: int) -> np.ndarray:
-  """Exact per-agent counts ``M_i`` at Malenia's close for FIXED times (jitter ignored), NumPy.
+    """Exact per-agent counts ``M_i`` at Malenia's close for FIXED times (jitter ignored), NumPy.
 
-  Event-heap simulation with the same float32 arrival times as ``arrival_times`` and the same rule, so
-  ``malenia_round(..., max_per_agent=counts.max())`` closes when ``jitter = 0``. Under jitter add slack and
-  check ``isfinite(round.duration)``.
-  """
-  batch_size = _check_count("batch_size", batch_size, 1)
-  _check_count("horizon", horizon, 1)
-  dead = _dead_agents(timing)
-  if dead:
-    raise ValueError(f"Malenia can never close a round: agent(s) {dead} have infinite step time.")
-  n = timing.num_agents
-  dur = np.asarray(timing.step_time, np.float32) * np.float32(horizon)
-  thr = np.float32(n * n / batch_size * (1.0 + HARMONIC_RTOL))
-  counts = np.zeros(n, np.int64)
-  heap = [(float(dur[i]), i) for i in range(n)]
-  heapq.heapify(heap)
-  zeros, s = n, 0.0
-  while True:
-    _, i = heapq.heappop(heap)
-    counts[i] += 1
-    if counts[i] == 1:
-      zeros -= 1
-    if zeros == 0:
-      s = float(np.sum(1.0 / counts.astype(np.float32), dtype=np.float32))
-      if s <= thr:
-        return counts
-    heapq.heappush(heap, (float(np.float32(counts[i] + 1) * dur[i]), i))
+    Event-heap simulation with the same float32 arrival times as ``arrival_times`` and the same rule, so
+    ``malenia_round(..., max_per_agent=counts.max())`` closes when ``jitter = 0``. Under jitter add slack and
+    check ``isfinite(round.duration)``.
+    """
+    batch_size = _check_count("batch_size", batch_size, 1)
+    _check_count("horizon", horizon, 1)
+    dead = _dead_agents(timing)
+    if dead:
+        raise ValueError(f"Malenia can never close a round: agent(s) {dead} have infinite step time.")
+    n = timing.num_agents
+    dur = np.asarray(timing.step_time, np.float32) * np.float32(horizon)
+    thr = np.float32(n * n / batch_size * (1.0 + HARMONIC_RTOL))
+    counts = np.zeros(n, np.int64)
+    heap = [(float(dur[i]), i) for i in range(n)]
+    heapq.heapify(heap)
+    zeros, s = n, 0.0
+    while True:
+        _, i = heapq.heappop(heap)
+        counts[i] += 1
+        if counts[i] == 1:
+            zeros -= 1
+        if zeros == 0:
+            s = float(np.sum(1.0 / counts.astype(np.float32), dtype=np.float32))
+            if s <= thr:
+                return counts
+        heapq.heappush(heap, (float(np.float32(counts[i] + 1) * dur[i]), i))

@@ -14,6 +14,7 @@ speed-up is expected there; the ratios measure the overhead of the collective pa
 shard_map, psum) and how the work spreads over XLA's CPU threads. On several GPUs or a TPU slice
 each device is real hardware and the same run shows the scaling.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,14 +43,22 @@ def worker(args) -> dict:
     from jnigt.training.config import TrainConfig
     from jnigt.training.loop import Trainer
 
-    config = TrainConfig(env=args.env, backend=None if args.backend == "none" else args.backend,
-                         method=args.method, optimizer="nigt", num_agents=args.num_agents,
-                         horizon=args.horizon, batch_size=args.batch_size, hidden_sizes=(64, 64),
-                         rounds=args.rounds_per_chunk * (args.chunks + 1), eval_every=args.rounds_per_chunk)
+    config = TrainConfig(
+        env=args.env,
+        backend=None if args.backend == "none" else args.backend,
+        method=args.method,
+        optimizer="nigt",
+        num_agents=args.num_agents,
+        horizon=args.horizon,
+        batch_size=args.batch_size,
+        hidden_sizes=(64, 64),
+        rounds=args.rounds_per_chunk * (args.chunks + 1),
+        eval_every=args.rounds_per_chunk,
+    )
     trainer = Trainer(config, num_devices=args.worker, use_pmap=args.pmap)
     state = trainer.init_state()
     t0 = time.perf_counter()
-    state, metrics = trainer._chunk(state)     # compile + first chunk, not timed
+    state, metrics = trainer._chunk(state)  # compile + first chunk, not timed
     jax.block_until_ready((state, metrics))
     compile_s = time.perf_counter() - t0
     per_round = []
@@ -58,9 +67,13 @@ def worker(args) -> dict:
         state, metrics = trainer._chunk(state)
         jax.block_until_ready((state, metrics))
         per_round.append((time.perf_counter() - t0) / args.rounds_per_chunk)
-    return dict(devices=trainer.num_devices, platform=jax.devices()[0].platform,
-                compile_s=compile_s, per_round=per_round,
-                env_steps=int(state.env_steps))
+    return dict(
+        devices=trainer.num_devices,
+        platform=jax.devices()[0].platform,
+        compile_s=compile_s,
+        per_round=per_round,
+        env_steps=int(state.env_steps),
+    )
 
 
 def main(argv=None) -> int:
@@ -75,8 +88,11 @@ def main(argv=None) -> int:
     p.add_argument("--rounds-per-chunk", type=int, default=5)
     p.add_argument("--chunks", type=int, default=3, help="timed chunks (after the compile chunk)")
     p.add_argument("--pmap", action="store_true", help="time the pmap path instead of shard_map")
-    p.add_argument("--no-force", action="store_true",
-                   help="do not force host CPU devices (real GPUs/TPUs: use the visible ones)")
+    p.add_argument(
+        "--no-force",
+        action="store_true",
+        help="do not force host CPU devices (real GPUs/TPUs: use the visible ones)",
+    )
     p.add_argument("--json", default=None, help="also write the results to this file")
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -91,28 +107,41 @@ def main(argv=None) -> int:
     for d in counts:
         env = dict(os.environ)
         if not args.no_force:
-            flags = [f for f in env.get("XLA_FLAGS", "").split()
-                     if not f.startswith("--xla_force_host_platform_device_count")]
+            flags = [
+                f
+                for f in env.get("XLA_FLAGS", "").split()
+                if not f.startswith("--xla_force_host_platform_device_count")
+            ]
             env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={d}"])
             env["JAX_PLATFORMS"] = "cpu"
-        env["PYTHONPATH"] = os.pathsep.join([REPO] + [x for x in env.get("PYTHONPATH", "").split(os.pathsep) if x])
+        env["PYTHONPATH"] = os.pathsep.join(
+            [REPO] + [x for x in env.get("PYTHONPATH", "").split(os.pathsep) if x]
+        )
         cmd = [sys.executable, os.path.abspath(__file__), *passthrough, "--worker", str(d)]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
+        lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
         if out.returncode != 0 or not lines:
             print(f"devices={d}: failed (exit {out.returncode})\n{out.stderr[-3000:]}", file=sys.stderr)
             return 1
-        r = json.loads(lines[-1][len("RESULT "):])
+        r = json.loads(lines[-1][len("RESULT ") :])
         results.append(r)
-        print(f"devices={d}: median {statistics.median(r['per_round']) * 1e3:.1f} ms/round "
-              f"(compile {r['compile_s']:.1f} s)", file=sys.stderr, flush=True)
+        print(
+            f"devices={d}: median {statistics.median(r['per_round']) * 1e3:.1f} ms/round "
+            f"(compile {r['compile_s']:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     base = statistics.median(results[0]["per_round"])
     mapper = "pmap" if args.pmap else "shard_map"
-    print(f"\n{args.method}+nigt on {args.env}/{args.backend}, n={args.num_agents}, batch {args.batch_size}, "
-          f"horizon {args.horizon}, {mapper}, {args.chunks} timed chunks x {args.rounds_per_chunk} rounds "
-          f"(compile excluded), platform {results[0]['platform']}")
-    print(f"{'devices':>7} {'median ms/round':>16} {'best ms/round':>14} {'ratio to ' + str(counts[0]) + ' dev':>15}")
+    print(
+        f"\n{args.method}+nigt on {args.env}/{args.backend}, n={args.num_agents}, batch {args.batch_size}, "
+        f"horizon {args.horizon}, {mapper}, {args.chunks} timed chunks x {args.rounds_per_chunk} rounds "
+        f"(compile excluded), platform {results[0]['platform']}"
+    )
+    print(
+        f"{'devices':>7} {'median ms/round':>16} {'best ms/round':>14} {'ratio to ' + str(counts[0]) + ' dev':>15}"
+    )
     for r in results:
         med = statistics.median(r["per_round"])
         print(f"{r['devices']:>7} {med * 1e3:>16.2f} {min(r['per_round']) * 1e3:>14.2f} {med / base:>15.2f}")

@@ -10,6 +10,7 @@
 
     python scripts/bench_training.py --env hopper --backend spring --batch 256 --horizon 100
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,20 +30,21 @@ from jnigt.training import TrainConfig, Trainer  # noqa: E402
 
 def _chunk_timer(trainer):
     state = trainer.init_state()
-    state, _ = trainer._chunk(state)          # compile
+    state, _ = trainer._chunk(state)  # compile
     jax.block_until_ready(state.params)
     holder = [state]
 
     def run(_):
         holder[0], m = trainer._chunk(holder[0])
         return holder[0].params
+
     return run
 
 
 def _median_times(fns, reps):
     times = [[] for _ in fns]
     for fn in fns:
-        jax.block_until_ready(fn(0))          # warm up
+        jax.block_until_ready(fn(0))  # warm up
     for i in range(reps):
         for j, fn in enumerate(fns):
             t = time.perf_counter()
@@ -67,9 +69,17 @@ def main(argv=None):
     print(f"device={jax.devices()[0].platform} x{jax.device_count()}")
 
     if not a.skip_throughput:
-        cfg = TrainConfig(env=a.env, backend=a.backend, method="rennala", num_agents=10, step_model="sqrt",
-                          horizon=a.horizon, batch_size=a.batch, rounds=a.rounds_per_chunk,
-                          eval_every=a.rounds_per_chunk)
+        cfg = TrainConfig(
+            env=a.env,
+            backend=a.backend,
+            method="rennala",
+            num_agents=10,
+            step_model="sqrt",
+            horizon=a.horizon,
+            batch_size=a.batch,
+            rounds=a.rounds_per_chunk,
+            eval_every=a.rounds_per_chunk,
+        )
         trainer = Trainer(cfg, num_devices=1)
         train_fn = _chunk_timer(trainer)
         raw = _raw_rollout(jnigt_envs.make_env(a.env, backend=a.backend), a.batch, a.horizon)
@@ -78,8 +88,10 @@ def main(argv=None):
         steps_round = a.batch * a.horizon
         train_rate = steps_round * a.rounds_per_chunk / t_train
         raw_rate = steps_round / t_raw
-        print(f"throughput: env={a.env} backend={a.backend} batch={a.batch} horizon={a.horizon} "
-              f"policy_params={trainer.num_params}")
+        print(
+            f"throughput: env={a.env} backend={a.backend} batch={a.batch} horizon={a.horizon} "
+            f"policy_params={trainer.num_params}"
+        )
         print(f"  raw brax stepping     : {raw_rate:12.0f} env steps/s")
         print(f"  rennala_nigt training : {train_rate:12.0f} env steps/s")
         print(f"  ratio training/raw    : {train_rate / raw_rate:.3f}")
@@ -87,13 +99,23 @@ def main(argv=None):
     ns = [int(x) for x in a.scaling_agents.split(",")]
     per_round = []
     for n in ns:
-        cfg = TrainConfig(env=a.scaling_env, backend=a.backend, method="rennala", num_agents=n,
-                          step_model="sqrt", horizon=a.horizon, batch_size=a.scaling_batch,
-                          rounds=a.rounds_per_chunk, eval_every=a.rounds_per_chunk)
+        cfg = TrainConfig(
+            env=a.scaling_env,
+            backend=a.backend,
+            method="rennala",
+            num_agents=n,
+            step_model="sqrt",
+            horizon=a.horizon,
+            batch_size=a.scaling_batch,
+            rounds=a.rounds_per_chunk,
+            eval_every=a.rounds_per_chunk,
+        )
         fn = _chunk_timer(Trainer(cfg, num_devices=1))
         (t,) = _median_times([fn], a.reps)
         per_round.append(t / a.rounds_per_chunk)
-    print(f"scaling: env={a.scaling_env} batch={a.scaling_batch} horizon={a.horizon} (time per round, ratio to n={ns[0]})")
+    print(
+        f"scaling: env={a.scaling_env} batch={a.scaling_batch} horizon={a.horizon} (time per round, ratio to n={ns[0]})"
+    )
     for n, t in zip(ns, per_round):
         print(f"  n={n:6d}: {t * 1e3:9.1f} ms/round  ratio {t / per_round[0]:.2f}")
 

@@ -12,6 +12,7 @@ metrics and plots; its output is shown, the others' go to ``<log-dir>/proc<i>.lo
 too with ``--show-all``). If one child fails or the launcher is interrupted, the others are killed.
 Returns the first non-zero exit code (0 if all succeeded).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import List, Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,11 +33,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def child_env(devices_per_process: int, base: Optional[dict] = None) -> dict:
+def child_env(devices_per_process: int, base: dict | None = None) -> dict:
     """The parent's environment without its XLA_FLAGS device count, with K host devices instead."""
     env = dict(os.environ if base is None else base)
-    flags = [f for f in env.get("XLA_FLAGS", "").split()
-             if not f.startswith("--xla_force_host_platform_device_count")]
+    flags = [
+        f
+        for f in env.get("XLA_FLAGS", "").split()
+        if not f.startswith("--xla_force_host_platform_device_count")
+    ]
     flags.append(f"--xla_force_host_platform_device_count={devices_per_process}")
     env["XLA_FLAGS"] = " ".join(flags)
     env.setdefault("JAX_PLATFORMS", "cpu")
@@ -48,7 +51,7 @@ def child_env(devices_per_process: int, base: Optional[dict] = None) -> dict:
     return env
 
 
-def _stop(procs: List[subprocess.Popen], grace: float = 5.0) -> None:
+def _stop(procs: list[subprocess.Popen], grace: float = 5.0) -> None:
     for p in procs:
         if p.poll() is None:
             p.terminate()
@@ -62,9 +65,16 @@ def _stop(procs: List[subprocess.Popen], grace: float = 5.0) -> None:
                 p.wait()
 
 
-def launch(num_processes: int, devices_per_process: int, train_args: List[str], *,
-           log_dir: Optional[str] = None, show_all: bool = False, timeout: Optional[float] = None,
-           port: Optional[int] = None) -> int:
+def launch(
+    num_processes: int,
+    devices_per_process: int,
+    train_args: list[str],
+    *,
+    log_dir: str | None = None,
+    show_all: bool = False,
+    timeout: float | None = None,
+    port: int | None = None,
+) -> int:
     """Run the children; return 0 if all exit 0, else the first failure's code (124 on timeout)."""
     if num_processes < 1 or devices_per_process < 1:
         raise ValueError("--num-processes and --devices-per-process must be >= 1")
@@ -75,7 +85,7 @@ def launch(num_processes: int, devices_per_process: int, train_args: List[str], 
     log_dir = log_dir or tempfile.mkdtemp(prefix="jnigt_launch_")
     os.makedirs(log_dir, exist_ok=True)
     env = child_env(devices_per_process)
-    procs: List[subprocess.Popen] = []
+    procs: list[subprocess.Popen] = []
     logs = []
     code = 0
     start = time.monotonic()
@@ -83,17 +93,30 @@ def launch(num_processes: int, devices_per_process: int, train_args: List[str], 
         for i in range(num_processes):
             cmd = [sys.executable, "-m", "jnigt.cli", "train", *train_args]
             if num_processes > 1:
-                cmd += ["--coordinator", coordinator, "--num-processes", str(num_processes),
-                        "--process-id", str(i)]
+                cmd += [
+                    "--coordinator",
+                    coordinator,
+                    "--num-processes",
+                    str(num_processes),
+                    "--process-id",
+                    str(i),
+                ]
             if i == 0 or show_all:
                 out = None
             else:
                 out = open(os.path.join(log_dir, f"proc{i}.log"), "w")
                 logs.append(out)
-            procs.append(subprocess.Popen(cmd, env=env, stdout=out,
-                                          stderr=subprocess.STDOUT if out is not None else None))
-        print(f"launch_local: {num_processes} process(es) x {devices_per_process} device(s), "
-              f"coordinator {coordinator}, logs of processes 1.. in {log_dir}", file=sys.stderr, flush=True)
+            procs.append(
+                subprocess.Popen(
+                    cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out is not None else None
+                )
+            )
+        print(
+            f"launch_local: {num_processes} process(es) x {devices_per_process} device(s), "
+            f"coordinator {coordinator}, logs of processes 1.. in {log_dir}",
+            file=sys.stderr,
+            flush=True,
+        )
         pending = set(range(num_processes))
         while pending:
             for i in sorted(pending):
@@ -103,8 +126,11 @@ def launch(num_processes: int, devices_per_process: int, train_args: List[str], 
                 pending.discard(i)
                 if rc != 0 and code == 0:
                     code = rc
-                    print(f"launch_local: process {i} exited with {rc}; stopping the others",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"launch_local: process {i} exited with {rc}; stopping the others",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     _stop(procs)
             if timeout is not None and time.monotonic() - start > timeout and pending:
                 print(f"launch_local: timeout after {timeout:.0f} s; stopping", file=sys.stderr, flush=True)
@@ -120,13 +146,15 @@ def launch(num_processes: int, devices_per_process: int, train_args: List[str], 
     return code
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Run `jnigt train` as N local processes (jax.distributed, gloo CPU collectives). "
-                    "Unknown arguments, or those after --, go to jnigt train.")
+        "Unknown arguments, or those after --, go to jnigt train."
+    )
     parser.add_argument("--num-processes", type=int, default=2)
-    parser.add_argument("--devices-per-process", type=int, default=1,
-                        help="forced host CPU devices per process (XLA_FLAGS)")
+    parser.add_argument(
+        "--devices-per-process", type=int, default=1, help="forced host CPU devices per process (XLA_FLAGS)"
+    )
     parser.add_argument("--log-dir", default=None, help="logs of processes 1..N-1 (default: a temp dir)")
     parser.add_argument("--show-all", action="store_true", help="show every process's output here")
     parser.add_argument("--timeout", type=float, default=None, help="seconds before everything is stopped")
@@ -135,8 +163,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if rest and rest[0] == "--":
         rest = rest[1:]
     try:
-        return launch(args.num_processes, args.devices_per_process, rest, log_dir=args.log_dir,
-                      show_all=args.show_all, timeout=args.timeout, port=args.port)
+        return launch(
+            args.num_processes,
+            args.devices_per_process,
+            rest,
+            log_dir=args.log_dir,
+            show_all=args.show_all,
+            timeout=args.timeout,
+            port=args.port,
+        )
     except ValueError as e:
         print(f"launch_local: error: {e}", file=sys.stderr)
         return 2

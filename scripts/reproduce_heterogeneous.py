@@ -22,12 +22,13 @@ for a GPU).
 Usage:
     PYTHONPATH=. python scripts/reproduce_heterogeneous.py [--size tiny|cpu|full] [--out runs/paper]
 """
+
 from __future__ import annotations
 
 import os
 import sys
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -41,13 +42,27 @@ COMM_MODEL = "zero"
 METHODS = ("malenia", "afedpg")
 
 SIZES = {
-    "tiny": [rp.EnvRun("mirrored_fast", None, horizon=8, rounds=4, eval_every=2, ns=(2,), seeds=1,
-                       eval_episodes=2)],
-    "cpu": [
-        rp.EnvRun("mirrored_inverted_pendulum", "spring", horizon=64, rounds=30, eval_every=10, ns=(2,), seeds=2),
+    "tiny": [
+        rp.EnvRun("mirrored_fast", None, horizon=8, rounds=4, eval_every=2, ns=(2,), seeds=1, eval_episodes=2)
     ],
-    "full": [rp.EnvRun(f"mirrored_{e}", "spring", horizon=1000, rounds=500, eval_every=25, ns=(2,), seeds=5,
-                       eval_episodes=16) for e in ("humanoid", "reacher", "walker2d", "hopper")],
+    "cpu": [
+        rp.EnvRun(
+            "mirrored_inverted_pendulum", "spring", horizon=64, rounds=30, eval_every=10, ns=(2,), seeds=2
+        ),
+    ],
+    "full": [
+        rp.EnvRun(
+            f"mirrored_{e}",
+            "spring",
+            horizon=1000,
+            rounds=500,
+            eval_every=25,
+            ns=(2,),
+            seeds=5,
+            eval_episodes=16,
+        )
+        for e in ("humanoid", "reacher", "walker2d", "hopper")
+    ],
 }
 
 
@@ -59,19 +74,24 @@ def malenia_gradients_per_round(horizon: int, batch: int = rp.BATCH) -> int:
     return int(timing_lib.malenia_max_per_agent(t, horizon, batch).sum())
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = rp._parse(argv, "Malenia NIGT vs AFedPG, n=2, h=(1,10), mirrored observations.",
-                     os.path.join("runs", "paper"))
+def main(argv: Sequence[str] | None = None) -> int:
+    args = rp._parse(
+        argv, "Malenia NIGT vs AFedPG, n=2, h=(1,10), mirrored observations.", os.path.join("runs", "paper")
+    )
     envs = SIZES[args.size]
     if args.envs:
         keep = set(args.envs.split(","))
-        envs = [e for e in envs if e.env in keep or e.env[len("mirrored_"):] in keep]
+        envs = [e for e in envs if e.env in keep or e.env[len("mirrored_") :] in keep]
     rp.enable_compile_cache(args.out)
-    print(f"reproduce_heterogeneous: size={args.size} out={args.out} h=({STEP_MODEL}) kappa=0 "
-          f"eta={rp.ETA} alpha={rp.ALPHA} M=M_init={rp.BATCH}")
+    print(
+        f"reproduce_heterogeneous: size={args.size} out={args.out} h=({STEP_MODEL}) kappa=0 "
+        f"eta={rp.ETA} alpha={rp.ALPHA} M=M_init={rp.BATCH}"
+    )
     for e in envs:
-        print(f"  {e.env} ({e.backend}): H={e.horizon} rounds={e.rounds} (AFedPG: rounds x gradients per Malenia "
-              f"round) eval_every={e.eval_every} seeds={args.seeds or e.seeds}")
+        print(
+            f"  {e.env} ({e.backend}): H={e.horizon} rounds={e.rounds} (AFedPG: rounds x gradients per Malenia "
+            f"round) eval_every={e.eval_every} seeds={args.seeds or e.seeds}"
+        )
     sys.stdout.flush()
     all_rows, pngs = [], []
     csv_path = os.path.join(args.out, "hetero_summary.csv")
@@ -79,11 +99,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for e in envs:
         title = f"{e.env}, n=2, h=(1,10), Malenia NIGT vs AFedPG"
         g = malenia_gradients_per_round(e.horizon)
-        print(f"  Malenia NIGT uses {g} gradients per round (fixed times); AFedPG gets {e.rounds * g} arrivals",
-              flush=True)
-        rows, png = rp.run_panel(e, "hetero", STEP_MODEL, COMM_MODEL, 2, METHODS, args.seeds or e.seeds,
-                                 args.out, title, "malenia", log=lambda s: print(s, flush=True),
-                                 afedpg_scale=g)
+        print(
+            f"  Malenia NIGT uses {g} gradients per round (fixed times); AFedPG gets {e.rounds * g} arrivals",
+            flush=True,
+        )
+        rows, png = rp.run_panel(
+            e,
+            "hetero",
+            STEP_MODEL,
+            COMM_MODEL,
+            2,
+            METHODS,
+            args.seeds or e.seeds,
+            args.out,
+            title,
+            "malenia",
+            log=lambda s: print(s, flush=True),
+            afedpg_scale=g,
+        )
         final_png = os.path.join(args.out, "figures", f"hetero_{e.env}.png")
         os.replace(png, final_png)
         all_rows.extend(rows)

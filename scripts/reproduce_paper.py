@@ -43,6 +43,7 @@ inf when only this method does; nan when neither does).
 Usage:
     PYTHONPATH=. python scripts/reproduce_paper.py [--size tiny|cpu|full] [--out runs/paper] [--seeds K]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,7 +54,7 @@ import math
 import os
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -62,9 +63,9 @@ if os.path.dirname(HERE) not in sys.path:
     sys.path.insert(0, os.path.dirname(HERE))
 
 # Hyperparameters from the paper's grids (see the module docstring).
-ETA = 0.1                 # NIGT momentum eta
-ALPHA = 2.0 ** -5         # step size alpha
-BATCH = 20                # M = M_init
+ETA = 0.1  # NIGT momentum eta
+ALPHA = 2.0**-5  # step size alpha
+BATCH = 20  # M = M_init
 
 SCENARIOS = {
     "a": dict(step_model="equal", comm_model="zero", label="(a) h_i=1, kappa_i=0"),
@@ -73,8 +74,12 @@ SCENARIOS = {
 }
 
 METHODS = ("rennala", "synchronized", "afedpg")
-LABELS = {"rennala": "Rennala NIGT", "synchronized": "Synchronized NIGT", "afedpg": "AFedPG",
-          "malenia": "Malenia NIGT"}
+LABELS = {
+    "rennala": "Rennala NIGT",
+    "synchronized": "Synchronized NIGT",
+    "afedpg": "AFedPG",
+    "malenia": "Malenia NIGT",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,20 +87,32 @@ class EnvRun:
     """One environment's experiment: which n, how long, which threshold."""
 
     env: str
-    backend: Optional[str]
+    backend: str | None
     horizon: int
-    rounds: int               # aggregator rounds (AFedPG: rounds * batch arrivals)
-    eval_every: int           # aggregator rounds between evaluations
+    rounds: int  # aggregator rounds (AFedPG: rounds * batch arrivals)
+    eval_every: int  # aggregator rounds between evaluations
     ns: Sequence[int]
     seeds: int
-    threshold: Optional[float] = None   # None = auto (see module docstring)
+    threshold: float | None = None  # None = auto (see module docstring)
     eval_episodes: int = 8
     scenarios: Sequence[str] = ("a", "b", "c")
 
 
-SIZES: Dict[str, List[EnvRun]] = {
-    "tiny": [EnvRun("fast", None, horizon=8, rounds=4, eval_every=2, ns=(4,), seeds=1, threshold=None,
-                    eval_episodes=2, scenarios=("b",))],
+SIZES: dict[str, list[EnvRun]] = {
+    "tiny": [
+        EnvRun(
+            "fast",
+            None,
+            horizon=8,
+            rounds=4,
+            eval_every=2,
+            ns=(4,),
+            seeds=1,
+            threshold=None,
+            eval_episodes=2,
+            scenarios=("b",),
+        )
+    ],
     # cpu: sized from measured wall times on the shared 2-core machine (2026-11, load ~4-8 from other jobs):
     # inverted_pendulum, H=64, n=10: ~1.5-2 min compile per run (dominant) + ~1-3 s per Rennala round of
     # M=20 trajectories. The full 3 scenarios x 2 n x 3 envs x 5 seeds (270 runs) would take many hours here,
@@ -103,38 +120,106 @@ SIZES: Dict[str, List[EnvRun]] = {
     # at n=100, scenario (b) on reacher and a short hopper run, 2 seeds, plus the
     # heterogeneous script. Expect roughly an hour.
     "cpu": [
-        EnvRun("inverted_pendulum", "spring", horizon=64, rounds=30, eval_every=10, ns=(10,), seeds=2,
-               threshold=None, scenarios=("a", "b", "c")),
-        EnvRun("inverted_pendulum", "spring", horizon=64, rounds=30, eval_every=10, ns=(100,), seeds=2,
-               threshold=None, scenarios=("c",)),
-        EnvRun("reacher", "spring", horizon=50, rounds=30, eval_every=10, ns=(10,), seeds=2, threshold=None,
-               scenarios=("b",)),
-        EnvRun("hopper", "spring", horizon=64, rounds=20, eval_every=10, ns=(10,), seeds=2, threshold=None,
-               scenarios=("b",)),
+        EnvRun(
+            "inverted_pendulum",
+            "spring",
+            horizon=64,
+            rounds=30,
+            eval_every=10,
+            ns=(10,),
+            seeds=2,
+            threshold=None,
+            scenarios=("a", "b", "c"),
+        ),
+        EnvRun(
+            "inverted_pendulum",
+            "spring",
+            horizon=64,
+            rounds=30,
+            eval_every=10,
+            ns=(100,),
+            seeds=2,
+            threshold=None,
+            scenarios=("c",),
+        ),
+        EnvRun(
+            "reacher",
+            "spring",
+            horizon=50,
+            rounds=30,
+            eval_every=10,
+            ns=(10,),
+            seeds=2,
+            threshold=None,
+            scenarios=("b",),
+        ),
+        EnvRun(
+            "hopper",
+            "spring",
+            horizon=64,
+            rounds=20,
+            eval_every=10,
+            ns=(10,),
+            seeds=2,
+            threshold=None,
+            scenarios=("b",),
+        ),
     ],
     "full": [
-        EnvRun(e, "spring", horizon=1000, rounds=500, eval_every=25, ns=(10, 100), seeds=5, threshold=None,
-               eval_episodes=16)
+        EnvRun(
+            e,
+            "spring",
+            horizon=1000,
+            rounds=500,
+            eval_every=25,
+            ns=(10, 100),
+            seeds=5,
+            threshold=None,
+            eval_episodes=16,
+        )
         for e in ("humanoid", "reacher", "walker2d", "hopper")
     ],
 }
 
 
-def make_config(env: EnvRun, method: str, n: int, seed: int, step_model: str, comm_model: str,
-                batch: int = BATCH, eta: float = ETA, alpha: float = ALPHA, afedpg_scale: Optional[int] = None):
+def make_config(
+    env: EnvRun,
+    method: str,
+    n: int,
+    seed: int,
+    step_model: str,
+    comm_model: str,
+    batch: int = BATCH,
+    eta: float = ETA,
+    alpha: float = ALPHA,
+    afedpg_scale: int | None = None,
+):
     from jnigt.training.config import TrainConfig
 
     # AFedPG: one arrival per "round"; rounds * afedpg_scale arrivals (default M) = the same gradient budget
     scale = (afedpg_scale or batch) if method == "afedpg" else 1
     return TrainConfig(
-        env=env.env, backend=env.backend, method=method, optimizer="nigt", num_agents=n,
-        step_model=step_model, comm_model=comm_model, horizon=env.horizon, discount=0.99,
-        learning_rate=alpha, momentum=eta, batch_size=batch, init_batch_size=batch,
-        rounds=env.rounds * scale, eval_every=env.eval_every * scale, eval_episodes=env.eval_episodes,
-        seed=seed)
+        env=env.env,
+        backend=env.backend,
+        method=method,
+        optimizer="nigt",
+        num_agents=n,
+        step_model=step_model,
+        comm_model=comm_model,
+        horizon=env.horizon,
+        discount=0.99,
+        learning_rate=alpha,
+        momentum=eta,
+        batch_size=batch,
+        init_batch_size=batch,
+        rounds=env.rounds * scale,
+        eval_every=env.eval_every * scale,
+        eval_episodes=env.eval_episodes,
+        seed=seed,
+    )
 
 
-def run_one(config, out_dir: str) -> List[dict]:
+def run_one(config, out_dir: str) -> list[dict]:
     """Train (or reuse a finished run in out_dir) and return the metric rows."""
     from jnigt.training.run import train
 
@@ -160,7 +245,8 @@ def run_one(config, out_dir: str) -> List[dict]:
 
 # ------------------------------------------------------------------------------------------ summaries
 
-def eval_curve(rows: List[dict]):
+
+def eval_curve(rows: list[dict]):
     ev = [r for r in rows if "eval_return" in r]
     return np.array([r["time"] for r in ev], float), np.array([r["eval_return"] for r in ev], float)
 
@@ -183,14 +269,14 @@ def median_inf(values: Sequence[float]) -> float:
     return float(0.5 * (lo + hi))
 
 
-def auto_threshold(curves_by_method: Dict[str, List[tuple]]) -> float:
+def auto_threshold(curves_by_method: dict[str, list[tuple]]) -> float:
     firsts = [np.median([y[0] for _, y in runs]) for runs in curves_by_method.values() if runs]
     finals = [np.median([y[-1] for _, y in runs]) for runs in curves_by_method.values() if runs]
     lo, hi = min(firsts), max(finals)
     return float(lo + 0.5 * (hi - lo))
 
 
-def report_outputs(csv_path: str, rows: List[dict], pngs: List[str]) -> int:
+def report_outputs(csv_path: str, rows: list[dict], pngs: list[str]) -> int:
     """Write the final CSV and print where the CSV and figures are; exit code 0."""
     write_csv(csv_path, rows)
     print(f"CSV: {os.path.abspath(csv_path)}")
@@ -199,19 +285,49 @@ def report_outputs(csv_path: str, rows: List[dict], pngs: List[str]) -> int:
     return 0
 
 
-CSV_COLUMNS = ["env", "scenario", "step_model", "comm_model", "n", "method", "label", "seeds", "rounds",
-               "gradients", "median_final_return", "q20_final_return", "q80_final_return",
-               "median_final_time", "threshold", "threshold_rule", "seeds_reached",
-               "median_time_to_threshold", "reference", "ref_ttt_ratio", "wall_s"]
+CSV_COLUMNS = [
+    "env",
+    "scenario",
+    "step_model",
+    "comm_model",
+    "n",
+    "method",
+    "label",
+    "seeds",
+    "rounds",
+    "gradients",
+    "median_final_return",
+    "q20_final_return",
+    "q80_final_return",
+    "median_final_time",
+    "threshold",
+    "threshold_rule",
+    "seeds_reached",
+    "median_time_to_threshold",
+    "reference",
+    "ref_ttt_ratio",
+    "wall_s",
+]
 
 
-def summarize_panel(env: str, scenario: str, step_model: str, comm_model: str, n: int,
-                    runs: Dict[str, List[List[dict]]], threshold: Optional[float], reference: str,
-                    walls: Dict[str, float]) -> List[dict]:
+def summarize_panel(
+    env: str,
+    scenario: str,
+    step_model: str,
+    comm_model: str,
+    n: int,
+    runs: dict[str, list[list[dict]]],
+    threshold: float | None,
+    reference: str,
+    walls: dict[str, float],
+) -> list[dict]:
     """CSV rows for one panel (env x scenario x n); ``runs[method]`` = list of per-seed metric rows."""
     curves = {m: [eval_curve(r) for r in rs] for m, rs in runs.items()}
     if threshold is None:
-        thr, rule = auto_threshold(curves), "auto: halfway from lowest median first eval to highest median final eval"
+        thr, rule = (
+            auto_threshold(curves),
+            "auto: halfway from lowest median first eval to highest median final eval",
+        )
     else:
         thr, rule = float(threshold), "stated"
     ttt = {m: median_inf([time_to_threshold(t, y, thr) for t, y in cs]) for m, cs in curves.items()}
@@ -225,19 +341,35 @@ def summarize_panel(env: str, scenario: str, step_model: str, comm_model: str, n
             ratio = math.nan
         else:
             ratio = ref / mine
-        out.append(dict(
-            env=env, scenario=scenario, step_model=step_model, comm_model=comm_model, n=n, method=m,
-            label=LABELS[m], seeds=len(cs), rounds=runs[m][0][-1]["round"],
-            gradients=int(sum(r.get("grads_used", 0) for r in runs[m][0])),
-            median_final_return=float(np.median(finals)), q20_final_return=float(np.quantile(finals, 0.2)),
-            q80_final_return=float(np.quantile(finals, 0.8)),
-            median_final_time=float(np.median([t[-1] for t, _ in cs])), threshold=thr, threshold_rule=rule,
-            seeds_reached=int(sum(math.isfinite(time_to_threshold(t, y, thr)) for t, y in cs)),
-            median_time_to_threshold=mine, reference=LABELS[reference], ref_ttt_ratio=ratio, wall_s=round(walls.get(m, 0.0), 1)))
+        out.append(
+            dict(
+                env=env,
+                scenario=scenario,
+                step_model=step_model,
+                comm_model=comm_model,
+                n=n,
+                method=m,
+                label=LABELS[m],
+                seeds=len(cs),
+                rounds=runs[m][0][-1]["round"],
+                gradients=int(sum(r.get("grads_used", 0) for r in runs[m][0])),
+                median_final_return=float(np.median(finals)),
+                q20_final_return=float(np.quantile(finals, 0.2)),
+                q80_final_return=float(np.quantile(finals, 0.8)),
+                median_final_time=float(np.median([t[-1] for t, _ in cs])),
+                threshold=thr,
+                threshold_rule=rule,
+                seeds_reached=int(sum(math.isfinite(time_to_threshold(t, y, thr)) for t, y in cs)),
+                median_time_to_threshold=mine,
+                reference=LABELS[reference],
+                ref_ttt_ratio=ratio,
+                wall_s=round(walls.get(m, 0.0), 1),
+            )
+        )
     return out
 
 
-def write_csv(path: str, rows: List[dict]) -> None:
+def write_csv(path: str, rows: list[dict]) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
@@ -246,8 +378,20 @@ def write_csv(path: str, rows: List[dict]) -> None:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
 
 
-def run_panel(env: EnvRun, scenario: str, step_model: str, comm_model: str, n: int, methods: Sequence[str],
-              seeds: int, out: str, title: str, reference: str, log=print, afedpg_scale: Optional[int] = None):
+def run_panel(
+    env: EnvRun,
+    scenario: str,
+    step_model: str,
+    comm_model: str,
+    n: int,
+    methods: Sequence[str],
+    seeds: int,
+    out: str,
+    title: str,
+    reference: str,
+    log=print,
+    afedpg_scale: int | None = None,
+):
     """Train every method x seed of one panel, draw its PNG, return (csv rows, png path)."""
     from jnigt.plotting import plot_runs
 
@@ -262,12 +406,16 @@ def run_panel(env: EnvRun, scenario: str, step_model: str, comm_model: str, n: i
             dt = time.time() - t0
             walls[m] += dt
             t, y = eval_curve(rows)
-            log(f"  {env.env} {scenario} n={n} {LABELS[m]:18s} seed {s}: final return {y[-1]:.4g} "
-                f"at simulated time {t[-1]:.4g} ({dt:.1f} s wall)")
+            log(
+                f"  {env.env} {scenario} n={n} {LABELS[m]:18s} seed {s}: final return {y[-1]:.4g} "
+                f"at simulated time {t[-1]:.4g} ({dt:.1f} s wall)"
+            )
             runs[m].append(rows)
     png = os.path.join(out, "figures", f"{env.env}_{scenario}_n{n}.png")
     plot_runs([os.path.join(panel_dir, m) for m in methods], png, x="time", title=title)
-    rows = summarize_panel(env.env, scenario, step_model, comm_model, n, runs, env.threshold, reference, walls)
+    rows = summarize_panel(
+        env.env, scenario, step_model, comm_model, n, runs, env.threshold, reference, walls
+    )
     return rows, png
 
 
@@ -291,9 +439,12 @@ def enable_compile_cache(out: str) -> None:
         print(f"(no persistent compilation cache: {exc})")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parse(argv, "Rennala NIGT vs Synchronized NIGT vs AFedPG on the paper's timing scenarios.",
-                  os.path.join("runs", "paper"))
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(
+        argv,
+        "Rennala NIGT vs Synchronized NIGT vs AFedPG on the paper's timing scenarios.",
+        os.path.join("runs", "paper"),
+    )
     envs = SIZES[args.size]
     if args.envs:
         keep = set(args.envs.split(","))
@@ -301,9 +452,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     enable_compile_cache(args.out)
     print(f"reproduce_paper: size={args.size} out={args.out} eta={ETA} alpha={ALPHA} M=M_init={BATCH}")
     for e in envs:
-        print(f"  {e.env} ({e.backend}): H={e.horizon} rounds={e.rounds} (AFedPG {e.rounds * BATCH} arrivals) "
-              f"eval_every={e.eval_every} n={list(e.ns)} seeds={args.seeds or e.seeds} "
-              f"scenarios={list(e.scenarios)}")
+        print(
+            f"  {e.env} ({e.backend}): H={e.horizon} rounds={e.rounds} (AFedPG {e.rounds * BATCH} arrivals) "
+            f"eval_every={e.eval_every} n={list(e.ns)} seeds={args.seeds or e.seeds} "
+            f"scenarios={list(e.scenarios)}"
+        )
     if args.size == "full":
         print("  (full size is meant for a GPU machine)")
     sys.stdout.flush()
@@ -315,12 +468,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             spec = SCENARIOS[sc]
             for n in e.ns:
                 title = f"{e.env}, n={n}, {spec['label']}"
-                rows, png = run_panel(e, sc, spec["step_model"], spec["comm_model"], n, METHODS,
-                                      args.seeds or e.seeds, args.out, title, "rennala",
-                                      log=lambda s: print(s, flush=True))
+                rows, png = run_panel(
+                    e,
+                    sc,
+                    spec["step_model"],
+                    spec["comm_model"],
+                    n,
+                    METHODS,
+                    args.seeds or e.seeds,
+                    args.out,
+                    title,
+                    "rennala",
+                    log=lambda s: print(s, flush=True),
+                )
                 all_rows.extend(rows)
                 pngs.append(png)
-                write_csv(csv_path, all_rows)   # partial results survive an interrupted run
+                write_csv(csv_path, all_rows)  # partial results survive an interrupted run
                 print(f"[{time.time() - t_start:.0f} s] figure {png}", flush=True)
     return report_outputs(csv_path, all_rows, pngs)
 

@@ -1,4 +1,5 @@
 """Rennala, Malenia and the synchronised rule as Optax wrappers (single device)."""
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -14,12 +15,13 @@ def _params():
 
 
 def _contrib(rng, n, scale=1.0):
-    return {"w": jnp.asarray(rng.normal(size=(n, 2, 3)) * scale, jnp.float32),
-            "b": jnp.asarray(rng.normal(size=(n, 3)) * scale, jnp.float32)}
+    return {
+        "w": jnp.asarray(rng.normal(size=(n, 2, 3)) * scale, jnp.float32),
+        "b": jnp.asarray(rng.normal(size=(n, 3)) * scale, jnp.float32),
+    }
 
 
 class RennalaTest(chex.TestCase):
-
     @chex.variants(with_jit=True, without_jit=True)
     def test_matches_multisteps_with_one_agent(self):
         k, steps = 3, 10
@@ -30,13 +32,15 @@ class RennalaTest(chex.TestCase):
         p_ours, p_ref = _params(), _params()
         s_ours, s_ref = ours.init(p_ours), ref.init(p_ref)
         upd_ours, upd_ref = self.variant(ours.update), self.variant(ref.update)
-        for t, g in enumerate(grads):
+        for g in grads:
             u, s_ours = upd_ours(g, s_ours, p_ours, counts=jnp.ones(1, jnp.int32))
             p_ours = optax.apply_updates(p_ours, u)
             u, s_ref = upd_ref(jax.tree.map(lambda x: x[0], g), s_ref, p_ref)
             p_ref = optax.apply_updates(p_ref, u)
             chex.assert_trees_all_close(p_ours, p_ref, atol=1e-6)
-            assert bool(jnigt.has_updated(s_ours)) == bool(optax.MultiSteps(optax.adam(0.1), k).has_updated(s_ref))
+            assert bool(jnigt.has_updated(s_ours)) == bool(
+                optax.MultiSteps(optax.adam(0.1), k).has_updated(s_ref)
+            )
         assert int(s_ours.rounds) == steps // k
 
     @chex.variants(with_jit=True, without_jit=True)
@@ -46,7 +50,7 @@ class RennalaTest(chex.TestCase):
         update = self.variant(opt.update)
         p = jnp.zeros(2)
         s = opt.init(p)
-        g1 = jnp.array([[1.0, 0.0], [3.0, 3.0]])          # sums of 1 and 2 gradients
+        g1 = jnp.array([[1.0, 0.0], [3.0, 3.0]])  # sums of 1 and 2 gradients
         u, s = update(g1, s, p, counts=jnp.array([1, 2]))
         chex.assert_trees_all_close(u, jnp.zeros(2))
         assert int(s.counts) == 3 and not bool(s.closed)
@@ -85,7 +89,6 @@ class RennalaTest(chex.TestCase):
 
 
 class MaleniaTest(chex.TestCase):
-
     @chex.variants(with_jit=True, without_jit=True)
     def test_fast_agent_gets_no_extra_weight(self):
         # agent i's gradients all equal g_i; the fast agent delivers 50, the slow one 2.
@@ -95,10 +98,10 @@ class MaleniaTest(chex.TestCase):
         mal = jnigt.malenia(optax.sgd(1.0), batch_size=2, num_agents=2)
         u, s = self.variant(mal.update)(sums, mal.init(jnp.zeros(2)), counts=counts)
         assert bool(s.closed)
-        chex.assert_trees_all_close(u, -jnp.array([0.5, 0.5]))   # unbiased for (J_0 + J_1) / 2
+        chex.assert_trees_all_close(u, -jnp.array([0.5, 0.5]))  # unbiased for (J_0 + J_1) / 2
         ren = jnigt.rennala(optax.sgd(1.0), batch_size=2)
         u_ren, _ = ren.update(sums, ren.init(jnp.zeros(2)), counts=counts)
-        chex.assert_trees_all_close(u_ren, -jnp.array([50.0, 2.0]) / 52)   # Rennala is biased here
+        chex.assert_trees_all_close(u_ren, -jnp.array([50.0, 2.0]) / 52)  # Rennala is biased here
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_harmonic_rule_and_accumulation(self):
@@ -119,13 +122,14 @@ class MaleniaTest(chex.TestCase):
 
     def test_malenia_around_an_optax_chain(self):
         mal = jnigt.malenia(optax.chain(optax.sgd(0.5), optax.scale(1.0)), batch_size=2, num_agents=3)
-        u, s = mal.update(_contrib(np.random.default_rng(0), 3), mal.init(_params()), counts=jnp.ones(3, jnp.int32))
+        u, s = mal.update(
+            _contrib(np.random.default_rng(0), 3), mal.init(_params()), counts=jnp.ones(3, jnp.int32)
+        )
         chex.assert_trees_all_equal_shapes(u, _params())
         assert bool(s.closed)
 
 
 class SynchronizedTest(chex.TestCase):
-
     @chex.variants(with_jit=True, without_jit=True)
     def test_waits_for_every_agent(self):
         opt = jnigt.synchronized(optax.sgd(1.0), per_agent=2, num_agents=3)
@@ -139,7 +143,6 @@ class SynchronizedTest(chex.TestCase):
 
 
 class BadArgumentsTest(chex.TestCase):
-
     def test_constructor_arguments(self):
         with pytest.raises(ValueError, match="batch_size"):
             jnigt.rennala(optax.sgd(0.1), 0)

@@ -10,6 +10,7 @@
 
 Compilation dominates the runtime, so each (method, devices, map) is trained once and cached.
 """
+
 import functools
 import json
 import os
@@ -29,15 +30,16 @@ from jnigt.training.loop import Trainer
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = dict(rtol=1e-5, atol=1e-5)
 CHUNKS = 2
-TINY = dict(env="fast", backend=None, hidden_sizes=(8,), horizon=8, batch_size=8, num_agents=8,
-            rounds=4, eval_every=2)
+TINY = dict(
+    env="fast", backend=None, hidden_sizes=(8,), horizon=8, batch_size=8, num_agents=8, rounds=4, eval_every=2
+)
 
 
 def _config(method, **overrides):
     return TrainConfig(method=method, **dict(TINY, **overrides))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _train(method, num_devices, use_pmap, **overrides):
     """(trainer, state, metrics) after CHUNKS chunks; the jitted chunk only (no evaluation)."""
     trainer = Trainer(_config(method, **overrides), num_devices=num_devices, use_pmap=use_pmap)
@@ -57,8 +59,12 @@ def _host(tree):
 
 # (method, map, device counts compared with 1 device under shard_map); every case is one compile,
 # so pmap (the legacy path, the same per-device function) covers 2 and 8 devices over both methods
-CASES = [("rennala", "shard_map", (2, 8)), ("rennala", "pmap", (2,)),
-         ("malenia", "shard_map", (2, 8)), ("malenia", "pmap", (8,))]
+CASES = [
+    ("rennala", "shard_map", (2, 8)),
+    ("rennala", "pmap", (2,)),
+    ("malenia", "shard_map", (2, 8)),
+    ("malenia", "pmap", (8,)),
+]
 
 
 @pytest.mark.parametrize("method, mapper, device_counts", CASES, ids=[f"{m}-{p}" for m, p, _ in CASES])
@@ -69,8 +75,9 @@ def test_device_counts_agree(method, mapper, device_counts):
         trainer, state, metrics = _train(method, num_devices, mapper == "pmap")
         assert trainer.num_devices == num_devices
         chex.assert_trees_all_close(_host(state.params), _host(ref.params), **TOL)
-        chex.assert_trees_all_close(_host(trainer.eval_params(state)),
-                                    _host(_train(method, 1, False)[0].eval_params(ref)), **TOL)
+        chex.assert_trees_all_close(
+            _host(trainer.eval_params(state)), _host(_train(method, 1, False)[0].eval_params(ref)), **TOL
+        )
         # the round's bookkeeping (one psum) is exact
         for name in ("time", "env_steps", "grads_used", "comms"):
             np.testing.assert_allclose(metrics[name], ref_metrics[name], rtol=1e-6, err_msg=name)
@@ -86,13 +93,17 @@ LAUNCHER = os.path.join(REPO, "scripts", "launch_local.py")
 def _launch(args, log_dir, timeout=400):
     """Run scripts/launch_local.py; stop it (and so its children) whatever happens."""
     log = open(os.path.join(log_dir, "launcher.log"), "w+")
-    proc = subprocess.Popen([sys.executable, LAUNCHER, "--log-dir", log_dir, "--timeout", str(timeout), *args],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, LAUNCHER, "--log-dir", log_dir, "--timeout", str(timeout), *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
     try:
         code = proc.wait(timeout=timeout + 60)
     finally:
         if proc.poll() is None:
-            proc.terminate()            # the launcher stops its children on SIGTERM
+            proc.terminate()  # the launcher stops its children on SIGTERM
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -110,10 +121,29 @@ def _launch(args, log_dir, timeout=400):
 
 def _cli_args(method, out):
     c = TINY
-    return [("--methods" if "," in method else "--method"), method, "--env", c["env"], "--backend", "none",
-            "--hidden-sizes", *map(str, c["hidden_sizes"]), "--horizon", str(c["horizon"]),
-            "--batch-size", str(c["batch_size"]), "--num-agents", str(c["num_agents"]),
-            "--rounds", str(c["rounds"]), "--eval-every", str(c["eval_every"]), "--no-plot", "--out", out]
+    return [
+        ("--methods" if "," in method else "--method"),
+        method,
+        "--env",
+        c["env"],
+        "--backend",
+        "none",
+        "--hidden-sizes",
+        *map(str, c["hidden_sizes"]),
+        "--horizon",
+        str(c["horizon"]),
+        "--batch-size",
+        str(c["batch_size"]),
+        "--num-agents",
+        str(c["num_agents"]),
+        "--rounds",
+        str(c["rounds"]),
+        "--eval-every",
+        str(c["eval_every"]),
+        "--no-plot",
+        "--out",
+        out,
+    ]
 
 
 def test_two_processes_match_one_process():
@@ -125,13 +155,24 @@ def test_two_processes_match_one_process():
     method = "rennala"
     trainer, ref, ref_metrics = _train(method, 2, False)
     with tempfile.TemporaryDirectory() as out:
-        code, text = _launch(["--num-processes", "2", "--devices-per-process", "1", "--",
-                              *_cli_args("rennala+nigt,afedpg+nigt", out)], out)
+        code, text = _launch(
+            [
+                "--num-processes",
+                "2",
+                "--devices-per-process",
+                "1",
+                "--",
+                *_cli_args("rennala+nigt,afedpg+nigt", out),
+            ],
+            out,
+        )
         assert code == 0, text
         run_dir = os.path.join(out, f"{method}+nigt")
         with open(os.path.join(run_dir, "metrics.jsonl")) as f:
             rows = [json.loads(line) for line in f if line.strip()]
-        assert [r["round"] for r in rows] == list(range(0, TINY["rounds"] + 1))   # round 0: the initial evaluation
+        assert [r["round"] for r in rows] == list(
+            range(0, TINY["rounds"] + 1)
+        )  # round 0: the initial evaluation
         rows = rows[1:]
         for name in ("time", "env_steps", "grads_used", "comms"):
             np.testing.assert_allclose([r[name] for r in rows], ref_metrics[name], rtol=1e-6, err_msg=name)
@@ -150,7 +191,7 @@ def test_two_processes_match_one_process():
         _, af_ref, af_metrics = _train("afedpg", 1, False, rounds=arrivals, eval_every=arrivals // CHUNKS)
         af_dir = os.path.join(out, "afedpg+nigt")
         with open(os.path.join(af_dir, "metrics.jsonl")) as f:
-            rows = [json.loads(line) for line in f if line.strip()][1:]   # after the initial evaluation
+            rows = [json.loads(line) for line in f if line.strip()][1:]  # after the initial evaluation
         np.testing.assert_allclose([r["time"] for r in rows], af_metrics["time"], rtol=1e-6)
         with ocp.CheckpointManager(os.path.join(af_dir, "checkpoints")) as manager:
             assert manager.latest_step() == arrivals
@@ -161,7 +202,9 @@ def test_two_processes_match_one_process():
 def test_launcher_stops_on_failure():
     """A child that fails makes the launcher stop the others and return its exit code."""
     with tempfile.TemporaryDirectory() as out:
-        code, text = _launch(["--num-processes", "2", "--", "--method", "bogus", "--out", out], out, timeout=120)
+        code, text = _launch(
+            ["--num-processes", "2", "--", "--method", "bogus", "--out", out], out, timeout=120
+        )
     assert code == 2, text
     assert "unknown method" in text
 
@@ -180,14 +223,17 @@ def test_more_devices_than_visible():
         distributed.make_agent_mesh(0)
 
 
-@pytest.mark.parametrize("args, match", [
-    (("127.0.0.1:1234", 2, 2), r"process_id must be in \[0, num_processes\)"),
-    (("127.0.0.1:1234", 2, -1), r"process_id must be in \[0, num_processes\)"),
-    (("127.0.0.1:1234", 0, 0), r"process_id must be in \[0, num_processes\)"),
-    (("127.0.0.1:1234", 2, None), "needs all three"),
-    ((None, 2, 0), "needs all three"),
-    (("127.0.0.1:1234", None, 1), "needs all three"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (("127.0.0.1:1234", 2, 2), r"process_id must be in \[0, num_processes\)"),
+        (("127.0.0.1:1234", 2, -1), r"process_id must be in \[0, num_processes\)"),
+        (("127.0.0.1:1234", 0, 0), r"process_id must be in \[0, num_processes\)"),
+        (("127.0.0.1:1234", 2, None), "needs all three"),
+        ((None, 2, 0), "needs all three"),
+        (("127.0.0.1:1234", None, 1), "needs all three"),
+    ],
+)
 def test_inconsistent_multihost_arguments(args, match, monkeypatch):
     for name in ("JNIGT_COORDINATOR", "JNIGT_NUM_PROCESSES", "JNIGT_PROCESS_ID"):
         monkeypatch.delenv(name, raising=False)
@@ -203,13 +249,14 @@ def test_multihost_environment_variables(monkeypatch):
         distributed.initialize()
     monkeypatch.setenv("JNIGT_PROCESS_ID", "0")
     monkeypatch.setenv("JNIGT_NUM_PROCESSES", "1")
-    assert distributed.initialize() is False   # one process: nothing to start
+    assert distributed.initialize() is False  # one process: nothing to start
 
 
 def test_cli_reports_bad_multihost_arguments(capsys):
     from jnigt import cli
 
-    code = cli.main(["train", "--coordinator", "127.0.0.1:1234", "--num-processes", "2", "--out",
-                     tempfile.gettempdir()])
+    code = cli.main(
+        ["train", "--coordinator", "127.0.0.1:1234", "--num-processes", "2", "--out", tempfile.gettempdir()]
+    )
     assert code == 2
     assert "needs all three" in capsys.readouterr().err

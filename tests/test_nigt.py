@@ -1,6 +1,6 @@
 """NIGT against SPEC section 2, step by step."""
+
 import chex
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -36,7 +36,6 @@ def _spec_loop(theta0, alpha, eta, steps):
 
 
 class NigtTest(chex.TestCase):
-
     @chex.variants(with_jit=True, without_jit=True)
     def test_matches_spec_loop_and_recovers_theta(self):
         alpha, eta, steps = 0.1, 0.3, 8
@@ -52,8 +51,7 @@ class NigtTest(chex.TestCase):
             g = {"w": jnp.asarray(_grad(np.asarray(params["w"], np.float64)), jnp.float32)}
             upd, state = update(g, state, params)
             params = optax.apply_updates(params, upd)
-            chex.assert_trees_all_close(
-                jnigt.nigt_eval_params(params, state)["w"], thetas[t], atol=1e-5)
+            chex.assert_trees_all_close(jnigt.nigt_eval_params(params, state)["w"], thetas[t], atol=1e-5)
 
     def test_hand_computed_two_steps(self):
         # theta0 = 0, g0 = (3, 4) -> d0 = (3, 4), ||d0|| = 5, Delta1 = -alpha (0.6, 0.8).
@@ -64,13 +62,16 @@ class NigtTest(chex.TestCase):
         upd, state = opt.update(jnp.array([3.0, 4.0]), state)
         chex.assert_trees_all_close(upd, jnp.array([-0.12, -0.16]), atol=1e-7)
         params = params + upd
-        chex.assert_trees_all_close(jnigt.nigt_eval_params(params, state), jnp.array([-0.06, -0.08]), atol=1e-7)
+        chex.assert_trees_all_close(
+            jnigt.nigt_eval_params(params, state), jnp.array([-0.06, -0.08]), atol=1e-7
+        )
         # g1 = (0, -4): d1 = 0.5 (3, 4) + 0.5 (0, -4) = (1.5, 0); Delta2 = (-0.1, 0)
         # update2 = 2 Delta2 - Delta1 = (-0.2 + 0.06, 0 + 0.08)
         upd, state = opt.update(jnp.array([0.0, -4.0]), state)
         chex.assert_trees_all_close(upd, jnp.array([-0.14, 0.08]), atol=1e-7)
         chex.assert_trees_all_close(
-            jnigt.nigt_eval_params(params + upd, state), jnp.array([-0.16, -0.08]), atol=1e-7)
+            jnigt.nigt_eval_params(params + upd, state), jnp.array([-0.16, -0.08]), atol=1e-7
+        )
 
     def test_momentum_one_is_normalised_sgd(self):
         opt = jnigt.nigt(0.5, 1.0)

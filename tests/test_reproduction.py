@@ -1,5 +1,6 @@
 """The reproduction scripts (scripts/reproduce_paper.py, scripts/reproduce_heterogeneous.py) run end to end
 at --size tiny (toy 'fast' env, a few rounds, one seed) and write their figures and CSVs."""
+
 import csv
 import importlib.util
 import os
@@ -53,6 +54,7 @@ def test_reproduce_paper_tiny(tmp_path, rp, capsys):
     assert rows[0]["ref_ttt_ratio"] in ("1", "nan")
     # the runs are where the docstring says, readable by jnigt.plotting
     from jnigt.plotting import curves
+
     data = curves([str(out / "runs" / "fast" / "b" / "n4")])
     assert set(data) == {"Rennala NIGT", "Synchronized NIGT", "AFedPG"}
 
@@ -69,7 +71,7 @@ def test_reproduce_heterogeneous_tiny(tmp_path, rp, capsys):
     rows = _read_csv(csv_path)
     assert [r["method"] for r in rows] == ["malenia", "afedpg"]
     g = rh.malenia_gradients_per_round(8)
-    assert g > 20   # the fast agent delivers more than M: harmonic-mean rule
+    assert g > 20  # the fast agent delivers more than M: harmonic-mean rule
     assert [int(r["rounds"]) for r in rows] == [4, 4 * g]
     for r in rows:
         assert (r["env"], r["step_model"], r["n"]) == ("mirrored_fast", "1,10", "2")
@@ -78,7 +80,9 @@ def test_reproduce_heterogeneous_tiny(tmp_path, rp, capsys):
 
 def test_time_to_threshold_and_median(rp):
     import math
+
     import numpy as np
+
     t, y = np.array([1.0, 2.0, 3.0]), np.array([0.0, 5.0, 4.0])
     assert rp.time_to_threshold(t, y, 5.0) == 2.0
     assert rp.time_to_threshold(t, y, 6.0) == math.inf

@@ -74,7 +74,9 @@ def test_one_very_slow_agent():
     t1e6 = th.table1(h1e6, kappa, eps)
     for name in ("synchronous_nigt", "synchronous_vanilla_pg"):
         assert t1e6[name].computation / t10[name].computation == pytest.approx(1e5)
-    assert th.synchronized_close_time(h1e6, 5, 3) / th.synchronized_close_time(h10, 5, 3) == pytest.approx(1e5)
+    assert th.synchronized_close_time(h1e6, 5, 3) / th.synchronized_close_time(h10, 5, 3) == pytest.approx(
+        1e5
+    )
     # Rennala NIGT's Table 1 row is also unchanged
     assert t1e6["rennala_nigt"].computation == pytest.approx(t10["rennala_nigt"].computation)
     # Malenia NIGT must wait for everyone: grows with h_n
@@ -264,8 +266,16 @@ def test_predicted_times():
 
 def test_format_table():
     s = th.format_table(10, "sqrt", "sqrt", 0.1)
-    for label in ("Rennala NIGT", "Malenia NIGT", "Synchronous NIGT", "AFedPG", "Rennala PG",
-                  "Synchronous vanilla PG", "optimal m", "12/7"):
+    for label in (
+        "Rennala NIGT",
+        "Malenia NIGT",
+        "Synchronous NIGT",
+        "AFedPG",
+        "Rennala PG",
+        "Synchronous vanilla PG",
+        "optimal m",
+        "12/7",
+    ):
         assert label in s
     assert ">=" in s
 
@@ -275,8 +285,22 @@ def test_format_table():
 
 def test_theory_main_prints_table_and_writes_png(tmp_path, capsys):
     png = tmp_path / "pred.png"
-    rc = th.theory_main(["--agents", "10", "--step", "sqrt", "--comm", "sqrt", "--eps", "0.1",
-                         "--plot", str(png), "--max-agents", "100"])
+    rc = th.theory_main(
+        [
+            "--agents",
+            "10",
+            "--step",
+            "sqrt",
+            "--comm",
+            "sqrt",
+            "--eps",
+            "0.1",
+            "--plot",
+            str(png),
+            "--max-agents",
+            "100",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "Rennala NIGT" in out and "AFedPG" in out and "n=10" in out

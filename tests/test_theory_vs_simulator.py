@@ -24,6 +24,7 @@
 
 4. ``jnigt theory`` through ``jnigt.cli.main`` prints the comparison table.
 """
+
 import math
 
 import jax
@@ -33,7 +34,7 @@ import pytest
 from jnigt import theory
 from jnigt import timing as T
 
-HORIZONS = (64,)   # H = 5 is covered by test_short_horizon
+HORIZONS = (64,)  # H = 5 is covered by test_short_horizon
 
 # jitted once per (n, H, M) shape; the Timing pytree's leaves are traced, so models of one n share a compile
 rennala_round = jax.jit(T.rennala_round, static_argnums=(1, 2))
@@ -42,8 +43,15 @@ synchronized_round = jax.jit(T.synchronized_round, static_argnums=(1, 2))
 
 def _timings():
     cases = [("equal-n1", T.make_timing(1, "equal"))]
-    for n, model in ((3, "equal"), (3, "random"), (10, "equal"), (10, "sqrt"), (10, "decreasing"),
-                     (37, "sqrt"), (37, "random")):
+    for n, model in (
+        (3, "equal"),
+        (3, "random"),
+        (10, "equal"),
+        (10, "sqrt"),
+        (10, "decreasing"),
+        (37, "sqrt"),
+        (37, "random"),
+    ):
         cases.append((f"{model}-n{n}", T.make_timing(n, model, seed=n)))
     cases.append(("stragglers-n10", T.make_timing(10, "sqrt", stragglers=2)))
     cases.append(("stragglers-equal-n8", T.make_timing(8, "equal", stragglers=3)))
@@ -74,10 +82,18 @@ def test_fixed_rennala_round_equals_close_time_and_within_bounds(name, timing):
             exact = theory.rennala_close_time(timing.step_time, H, M)
             assert measured == pytest.approx(exact, rel=1e-6), (name, H, M)
             lower, ceil_bound, harmonic_bound = _bounds(timing.step_time, H, M)
-            assert lower * (1 - 1e-6) <= measured <= min(ceil_bound, harmonic_bound) * (1 + 1e-6), (name, H, M)
+            assert lower * (1 - 1e-6) <= measured <= min(ceil_bound, harmonic_bound) * (1 + 1e-6), (
+                name,
+                H,
+                M,
+            )
 
 
-MALENIA_CASES = [c for c in CASES if c[0] in ("equal-n3", "random-n3", "sqrt-n10", "decreasing-n10", "stragglers-n10", "explicit-1,10")]
+MALENIA_CASES = [
+    c
+    for c in CASES
+    if c[0] in ("equal-n3", "random-n3", "sqrt-n10", "decreasing-n10", "stragglers-n10", "explicit-1,10")
+]
 
 
 @pytest.mark.parametrize("name,timing", MALENIA_CASES, ids=[c[0] for c in MALENIA_CASES])
@@ -112,9 +128,11 @@ def test_short_horizon():
         assert measured == pytest.approx(theory.rennala_close_time(timing.step_time, 5, M), rel=1e-6)
     k = int(T.malenia_max_per_agent(timing, 5, 20).max()) + 1
     assert float(T.malenia_round(timing, 5, 20, None, k).duration) == pytest.approx(
-        theory.malenia_close_time(timing.step_time, 5, 20), rel=1e-6)
+        theory.malenia_close_time(timing.step_time, 5, 20), rel=1e-6
+    )
     assert float(synchronized_round(timing, 5, 2, None).duration) == pytest.approx(
-        theory.synchronized_close_time(timing.step_time, 5, 2), rel=1e-6)
+        theory.synchronized_close_time(timing.step_time, 5, 2), rel=1e-6
+    )
 
 
 def test_dead_agent_rennala_matches_theory():
@@ -131,7 +149,7 @@ def test_fixed_counts_match_theory_counts_without_ties():
     for M in (7, 20, 50):
         counts = np.asarray(rennala_round(timing, 64, M, None).counts)
         expected = theory.rennala_round_counts(timing.step_time, 64, M)
-        if expected.sum() == M:   # no tie at the close: both count exactly the same arrivals
+        if expected.sum() == M:  # no tie at the close: both count exactly the same arrivals
             np.testing.assert_array_equal(counts, expected)
         assert counts.sum() == M
 
@@ -160,7 +178,23 @@ def test_theory_cli_prints_table(capsys):
     for label in ("Rennala NIGT", "Malenia NIGT", "Synchronous NIGT", "AFedPG", "predicted total"):
         assert label in out
     assert "n=10 step=sqrt comm=sqrt" in out
-    assert main(["theory", "--agents", "100", "--step", "equal", "--comm", "sqrt_d", "--num-params", "4000",
-                 "--eps", "0.05"]) == 0
+    assert (
+        main(
+            [
+                "theory",
+                "--agents",
+                "100",
+                "--step",
+                "equal",
+                "--comm",
+                "sqrt_d",
+                "--num-params",
+                "4000",
+                "--eps",
+                "0.05",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "n=100 step=equal comm=sqrt_d" in out and "Rennala NIGT optimal m" in out

@@ -1,5 +1,4 @@
 """The aggregators under shard_map and pmap on 8 host CPU devices (see conftest)."""
-import functools
 
 import chex
 import jax
@@ -22,12 +21,14 @@ def _mesh():
 
 def _data(rounds=3, seed=0):
     rng = np.random.default_rng(seed)
-    grads = {"w": rng.normal(size=(rounds, N_AGENTS, 4, 3)).astype(np.float32),
-             "b": rng.normal(size=(rounds, N_AGENTS, 3)).astype(np.float32)}
+    grads = {
+        "w": rng.normal(size=(rounds, N_AGENTS, 4, 3)).astype(np.float32),
+        "b": rng.normal(size=(rounds, N_AGENTS, 3)).astype(np.float32),
+    }
     counts = rng.integers(0, 4, size=(rounds, N_AGENTS)).astype(np.int32)
     counts[:, 0] = np.maximum(counts[:, 0], 1)
-    counts[1, :] = 2            # every agent present in round 1 (Malenia can close)
-    grads["b"][2, 5] = np.nan   # one poisoned agent, on device 2
+    counts[1, :] = 2  # every agent present in round 1 (Malenia can close)
+    grads["b"][2, 5] = np.nan  # one poisoned agent, on device 2
     return grads, counts
 
 
@@ -50,21 +51,30 @@ def _single_step(opt):
     def step(params, state, g, c):
         upd, state = opt.update(g, state, params, counts=c)
         return optax.apply_updates(params, upd), state
+
     return step
 
 
 METHODS = {
-    "rennala": lambda axis, n: jnigt.rennala(jnigt.nigt(0.1, 0.5), batch_size=12, init_batch_size=20, axis_name=axis),
+    "rennala": lambda axis, n: jnigt.rennala(
+        jnigt.nigt(0.1, 0.5), batch_size=12, init_batch_size=20, axis_name=axis
+    ),
     "rennala_adam": lambda axis, n: jnigt.rennala(optax.adam(0.1), batch_size=12, axis_name=axis),
-    "malenia": lambda axis, n: jnigt.malenia(jnigt.nigt(0.1, 0.5), batch_size=16, num_agents=n, axis_name=axis),
-    "synchronized": lambda axis, n: jnigt.synchronized(optax.sgd(0.1), per_agent=1, num_agents=n, axis_name=axis),
+    "malenia": lambda axis, n: jnigt.malenia(
+        jnigt.nigt(0.1, 0.5), batch_size=16, num_agents=n, axis_name=axis
+    ),
+    "synchronized": lambda axis, n: jnigt.synchronized(
+        optax.sgd(0.1), per_agent=1, num_agents=n, axis_name=axis
+    ),
 }
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_shard_map_equals_single_device(method):
     grads, counts = _data()
-    p1, s1 = _run(METHODS[method](None, N_AGENTS), grads, counts, _single_step(METHODS[method](None, N_AGENTS)))
+    p1, s1 = _run(
+        METHODS[method](None, N_AGENTS), grads, counts, _single_step(METHODS[method](None, N_AGENTS))
+    )
     opt8 = METHODS[method]("agents", N_AGENTS // N_DEV)
     # the multi-device wrapper keeps device-local per-agent state; build it from a per-device init
     p8, s8 = _run_sharded(opt8, grads, counts)
@@ -90,8 +100,14 @@ def _run_sharded(opt, grads, counts):
         (params, state), _ = jax.lax.scan(round_, (params, state), (g, c))
         return params, state.rounds, state.dropped[None]
 
-    f = jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(P(None, "agents"), P(None, "agents")),
-                              out_specs=(P(), P(), P("agents"))))
+    f = jax.jit(
+        jax.shard_map(
+            body,
+            mesh=mesh,
+            in_specs=(P(None, "agents"), P(None, "agents")),
+            out_specs=(P(), P(), P("agents")),
+        )
+    )
     params, rounds, dropped = f(grads, counts)
     return params, jnigt.AggregatorState(None, None, rounds, None, dropped, None)
 
@@ -141,14 +157,18 @@ def test_one_gradient_psum_per_update(method):
     params = _params()
     state = opt.init(params)
     g = jax.tree.map(lambda x: jnp.zeros((2,) + x.shape), params)
-    c = jnp.ones(2, jnp.int32)
     mesh = _mesh()
 
     def f(g, c):
         return opt.update(g, state, params, counts=c)[0]
 
-    jaxpr = jax.make_jaxpr(jax.shard_map(f, mesh=mesh, in_specs=(P("agents"), P("agents")),
-                                         out_specs=P(), ))(
-        jax.tree.map(lambda x: jnp.tile(x, (N_DEV,) + (1,) * (x.ndim - 1)), g), jnp.ones(2 * N_DEV, jnp.int32))
+    jaxpr = jax.make_jaxpr(
+        jax.shard_map(
+            f,
+            mesh=mesh,
+            in_specs=(P("agents"), P("agents")),
+            out_specs=P(),
+        )
+    )(jax.tree.map(lambda x: jnp.tile(x, (N_DEV,) + (1,) * (x.ndim - 1)), g), jnp.ones(2 * N_DEV, jnp.int32))
     n_big, n_small = _count_psums(jaxpr.jaxpr, big=12)
     assert n_big == 1, (n_big, n_small)

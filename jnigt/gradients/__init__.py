@@ -1,17 +1,24 @@
 """Policies and GPOMDP policy-gradient estimators."""
 
-from .gpomdp import (PolicyGradient, TrajectoryGradient, gpomdp_gradient, reset_env, rollout,
-                     sum_per_segment, trajectory_gradient)
+from .gpomdp import (
+    PolicyGradient,
+    TrajectoryGradient,
+    gpomdp_gradient,
+    reset_env,
+    rollout,
+    sum_per_segment,
+    trajectory_gradient,
+)
 from .policy import GaussianPolicy, make_policy
 
 __all__ = [
-    'GaussianPolicy',
-    'make_policy',
-    'TrajectoryGradient',
-    'PolicyGradient',
-    'trajectory_gradient',
-    'gpomdp_gradient',
-    'rollout',
-    'reset_env',
-    'sum_per_segment',
+    "GaussianPolicy",
+    "make_policy",
+    "TrajectoryGradient",
+    "PolicyGradient",
+    "trajectory_gradient",
+    "gpomdp_gradient",
+    "rollout",
+    "reset_env",
+    "sum_per_segment",
 ]

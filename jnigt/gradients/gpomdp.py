@@ -14,7 +14,7 @@ is the gradient of the LOSS -J, i.e. ``grad = -g``, ready for optax-style minimi
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import chex
 import jax
@@ -27,88 +27,88 @@ Params = Any
 
 @chex.dataclass(frozen=True)
 class TrajectoryGradient:
-  """One trajectory: grad = -g_H (loss gradient), ret = sum_t r_t (undiscounted), steps = env steps taken."""
+    """One trajectory: grad = -g_H (loss gradient), ret = sum_t r_t (undiscounted), steps = env steps taken."""
 
-  grad: Params
-  ret: jax.Array
-  steps: jax.Array
+    grad: Params
+    ret: jax.Array
+    steps: jax.Array
 
 
 @chex.dataclass(frozen=True)
 class PolicyGradient:
-  """Per-agent sums of loss gradients over a batch of B trajectories at one parameter point.
+    """Per-agent sums of loss gradients over a batch of B trajectories at one parameter point.
 
-  grad_sums: pytree, each leaf [num_agents, ...] = sum of -g_H over that agent's valid trajectories.
-  counts:    int32 [num_agents], valid trajectories per agent.
-  returns:   [B] undiscounted per-trajectory returns (all trajectories, valid or not).
-  env_steps: int32 scalar, env steps summed over valid trajectories.
-  """
+    grad_sums: pytree, each leaf [num_agents, ...] = sum of -g_H over that agent's valid trajectories.
+    counts:    int32 [num_agents], valid trajectories per agent.
+    returns:   [B] undiscounted per-trajectory returns (all trajectories, valid or not).
+    env_steps: int32 scalar, env steps summed over valid trajectories.
+    """
 
-  grad_sums: Params
-  counts: jax.Array
-  returns: jax.Array
-  env_steps: jax.Array
+    grad_sums: Params
+    counts: jax.Array
+    returns: jax.Array
+    env_steps: jax.Array
 
 
 def _strip_weak_type(tree):
-  """Make every leaf a strongly typed array (as brax does before its scans)."""
+    """Make every leaf a strongly typed array (as brax does before its scans)."""
 
-  def f(x):
-    x = jnp.asarray(x)
-    return jnp.astype(x, x.dtype)
+    def f(x):
+        x = jnp.asarray(x)
+        return jnp.astype(x, x.dtype)
 
-  return jax.tree.map(f, tree)
+    return jax.tree.map(f, tree)
 
 
 def _cast_like(new, old):
-  """Cast ``new`` leaves to the dtypes of ``old`` (keeps a scan carry type-stable)."""
-  return jax.tree.map(lambda n, o: jnp.astype(jnp.asarray(n), jnp.asarray(o).dtype), new, old)
+    """Cast ``new`` leaves to the dtypes of ``old`` (keeps a scan carry type-stable)."""
+    return jax.tree.map(lambda n, o: jnp.astype(jnp.asarray(n), jnp.asarray(o).dtype), new, old)
 
 
 def reset_env(env: Any, rng: jax.Array, agent_id: jax.Array):
-  """env.reset_agent(rng, agent_id) for heterogeneous envs, else env.reset(rng)."""
-  if hasattr(env, 'reset_agent'):
-    return env.reset_agent(rng, agent_id)
-  return env.reset(rng)
+    """env.reset_agent(rng, agent_id) for heterogeneous envs, else env.reset(rng)."""
+    if hasattr(env, "reset_agent"):
+        return env.reset_agent(rng, agent_id)
+    return env.reset(rng)
 
 
 def _check_static(policy, env, horizon, discount):
-  if not isinstance(policy, GaussianPolicy):
-    raise TypeError(f'policy must be a GaussianPolicy, got {type(policy).__name__}')
-  if not (hasattr(env, 'step') and (hasattr(env, 'reset') or hasattr(env, 'reset_agent'))):
-    raise TypeError(f'env must be a Brax-style env with reset/step, got {type(env).__name__}')
-  if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon <= 0:
-    raise ValueError(f'horizon must be a positive int, got {horizon!r}')
-  if not isinstance(discount, jax.Array) and (
-      isinstance(discount, bool) or not isinstance(discount, (int, float)) or not 0.0 <= discount <= 1.0
-  ):
-    raise ValueError(f'discount must be a number in [0, 1], got {discount!r}')
+    if not isinstance(policy, GaussianPolicy):
+        raise TypeError(f"policy must be a GaussianPolicy, got {type(policy).__name__}")
+    if not (hasattr(env, "step") and (hasattr(env, "reset") or hasattr(env, "reset_agent"))):
+        raise TypeError(f"env must be a Brax-style env with reset/step, got {type(env).__name__}")
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon <= 0:
+        raise ValueError(f"horizon must be a positive int, got {horizon!r}")
+    if not isinstance(discount, jax.Array) and (
+        isinstance(discount, bool) or not isinstance(discount, (int, float)) or not 0.0 <= discount <= 1.0
+    ):
+        raise ValueError(f"discount must be a number in [0, 1], got {discount!r}")
 
 
 def rollout(policy: GaussianPolicy, env: Any, params: Params, key: jax.Array, agent_id, horizon: int):
-  """Sample one trajectory of H steps (lax.scan). Returns (obs [H, ...], u [H, A], reward [H], alive [H]).
+    """Sample one trajectory of H steps (lax.scan). Returns (obs [H, ...], u [H, A], reward [H], alive [H]).
 
-  alive_t = 1 iff no earlier step terminated (the terminating step itself is alive).
-  Rewards, obs and u of dead steps are zeroed.
-  """
-  reset_key, act_key = jax.random.split(key)
-  agent_id = jnp.asarray(agent_id, jnp.int32)
-  state = _strip_weak_type(reset_env(env, reset_key, agent_id))
+    alive_t = 1 iff no earlier step terminated (the terminating step itself is alive).
+    Rewards, obs and u of dead steps are zeroed.
+    """
+    reset_key, act_key = jax.random.split(key)
+    agent_id = jnp.asarray(agent_id, jnp.int32)
+    state = _strip_weak_type(reset_env(env, reset_key, agent_id))
 
-  def body(carry, k):
-    state, alive = carry
-    action, u = policy.sample(params, state.obs, k)
-    nstate = env.step(state, action)
-    nstate = _cast_like(nstate, state)
-    reward = jnp.where(alive, nstate.reward, 0.0).astype(jnp.float32)
-    obs = jnp.where(alive, state.obs, 0.0)
-    u = jnp.where(alive, u, 0.0)
-    new_alive = jnp.logical_and(alive, jnp.logical_not(nstate.done.astype(bool)))
-    return (nstate, new_alive), (obs, u, reward, alive)
+    def body(carry, k):
+        state, alive = carry
+        action, u = policy.sample(params, state.obs, k)
+        nstate = env.step(state, action)
+        nstate = _cast_like(nstate, state)
+        reward = jnp.where(alive, nstate.reward, 0.0).astype(jnp.float32)
+        obs = jnp.where(alive, state.obs, 0.0)
+        u = jnp.where(alive, u, 0.0)
+        new_alive = jnp.logical_and(alive, jnp.logical_not(nstate.done.astype(bool)))
+        return (nstate, new_alive), (obs, u, reward, alive)
 
-  keys = jax.random.split(act_key, horizon)
-  _, (obs, us, rewards, alive) = jax.lax.scan(body, (state, jnp.array(True)), keys)
-  return obs, us, rewards, alive
+    keys = jax.random.split(act_key, horizon)
+    _, (obs, us, rewards, alive) = jax.lax.scan(body, (state, jnp.array(True)), keys)
+    return obs, us, rewards, alive
 
 
 def trajectory_gradient(
@@ -120,25 +120,25 @@ def trajectory_gradient(
     horizon: int,
     discount: float,
 ) -> TrajectoryGradient:
-  """Loss gradient -g_H of one trajectory (reset, then H steps), plus its return and step count."""
-  _check_static(policy, env, horizon, discount)
-  sampling_params = jax.lax.stop_gradient(params)
-  obs, us, rewards, alive = rollout(policy, env, sampling_params, key, agent_id, horizon)
-  weights = jnp.asarray(discount, jnp.float32) ** jnp.arange(horizon, dtype=jnp.float32)
-  disc = weights * rewards
-  # reward-to-go with the discount counted from time 0: R_t = sum_{h>=t} gamma^h r_h
-  rtg = jax.lax.stop_gradient(jnp.cumsum(disc[::-1])[::-1] * alive)
+    """Loss gradient -g_H of one trajectory (reset, then H steps), plus its return and step count."""
+    _check_static(policy, env, horizon, discount)
+    sampling_params = jax.lax.stop_gradient(params)
+    obs, us, rewards, alive = rollout(policy, env, sampling_params, key, agent_id, horizon)
+    weights = jnp.asarray(discount, jnp.float32) ** jnp.arange(horizon, dtype=jnp.float32)
+    disc = weights * rewards
+    # reward-to-go with the discount counted from time 0: R_t = sum_{h>=t} gamma^h r_h
+    rtg = jax.lax.stop_gradient(jnp.cumsum(disc[::-1])[::-1] * alive)
 
-  def loss(p):
-    logp = policy.log_prob(p, obs, us)  # [H]
-    return -jnp.sum(rtg * logp)
+    def loss(p):
+        logp = policy.log_prob(p, obs, us)  # [H]
+        return -jnp.sum(rtg * logp)
 
-  grad = jax.grad(loss)(params)
-  return TrajectoryGradient(
-      grad=grad,
-      ret=jnp.sum(rewards),
-      steps=jnp.sum(alive).astype(jnp.int32),
-  )
+    grad = jax.grad(loss)(params)
+    return TrajectoryGradient(
+        grad=grad,
+        ret=jnp.sum(rewards),
+        steps=jnp.sum(alive).astype(jnp.int32),
+    )
 
 
 def gpomdp_gradient(
@@ -150,51 +150,52 @@ def gpomdp_gradient(
     num_agents: int,
     horizon: int,
     discount: float,
-    valid: Optional[jax.Array] = None,
+    valid: jax.Array | None = None,
 ) -> PolicyGradient:
-  """B = len(agent_ids) trajectories at the same params, summed per agent with segment_sum.
+    """B = len(agent_ids) trajectories at the same params, summed per agent with segment_sum.
 
-  Trajectory b uses key jax.random.split(key, B)[b] and agent agent_ids[b]. ``valid`` (bool [B], optional)
-  masks trajectories out of grad_sums, counts and env_steps (they are still computed: fixed shapes).
-  Jittable with policy, env, num_agents, horizon static.
-  """
-  _check_static(policy, env, horizon, discount)
-  if isinstance(num_agents, bool) or not isinstance(num_agents, int) or num_agents <= 0:
-    raise ValueError(f'num_agents must be a positive int, got {num_agents!r}')
-  agent_ids = jnp.asarray(agent_ids)
-  if agent_ids.ndim != 1:
-    raise ValueError(f'agent_ids must be 1-D [B], got shape {agent_ids.shape}')
-  if not jnp.issubdtype(agent_ids.dtype, jnp.integer):
-    raise TypeError(f'agent_ids must be integers, got dtype {agent_ids.dtype}')
-  b = agent_ids.shape[0]
-  if valid is None:
-    valid = jnp.ones((b,), bool)
-  else:
-    valid = jnp.asarray(valid)
-    if valid.shape != (b,):
-      raise ValueError(f'valid must have shape ({b},) like agent_ids, got {valid.shape}')
-    valid = valid.astype(bool)
-  agent_ids = agent_ids.astype(jnp.int32)
+    Trajectory b uses key jax.random.split(key, B)[b] and agent agent_ids[b]. ``valid`` (bool [B], optional)
+    masks trajectories out of grad_sums, counts and env_steps (they are still computed: fixed shapes).
+    Jittable with policy, env, num_agents, horizon static.
+    """
+    _check_static(policy, env, horizon, discount)
+    if isinstance(num_agents, bool) or not isinstance(num_agents, int) or num_agents <= 0:
+        raise ValueError(f"num_agents must be a positive int, got {num_agents!r}")
+    agent_ids = jnp.asarray(agent_ids)
+    if agent_ids.ndim != 1:
+        raise ValueError(f"agent_ids must be 1-D [B], got shape {agent_ids.shape}")
+    if not jnp.issubdtype(agent_ids.dtype, jnp.integer):
+        raise TypeError(f"agent_ids must be integers, got dtype {agent_ids.dtype}")
+    b = agent_ids.shape[0]
+    if valid is None:
+        valid = jnp.ones((b,), bool)
+    else:
+        valid = jnp.asarray(valid)
+        if valid.shape != (b,):
+            raise ValueError(f"valid must have shape ({b},) like agent_ids, got {valid.shape}")
+        valid = valid.astype(bool)
+    agent_ids = agent_ids.astype(jnp.int32)
 
-  keys = jax.random.split(key, b)
-  tg = jax.vmap(
-      lambda k, a: trajectory_gradient(policy, env, params, k, a, horizon, discount)
-  )(keys, agent_ids)
+    keys = jax.random.split(key, b)
+    tg = jax.vmap(lambda k, a: trajectory_gradient(policy, env, params, k, a, horizon, discount))(
+        keys, agent_ids
+    )
 
-  return sum_per_segment(tg, agent_ids, valid, num_agents)
+    return sum_per_segment(tg, agent_ids, valid, num_agents)
 
 
-def sum_per_segment(tg: TrajectoryGradient, segment_ids: jax.Array, valid: jax.Array,
-                    num_segments: int) -> PolicyGradient:
-  """Sums a batch of trajectory gradients ([B] leading axis) into ``num_segments`` rows.
+def sum_per_segment(
+    tg: TrajectoryGradient, segment_ids: jax.Array, valid: jax.Array, num_segments: int
+) -> PolicyGradient:
+    """Sums a batch of trajectory gradients ([B] leading axis) into ``num_segments`` rows.
 
-  grad_sums[s] = sum of tg.grad[b] over valid b with segment_ids[b] = s; counts[s] = how many.
-  Invalid trajectories go to an extra dropped segment (no multiply, so NaNs there cannot leak).
-  """
-  seg = jnp.where(valid, segment_ids, num_segments)
-  grad_sums = jax.tree.map(
-      lambda g: jax.ops.segment_sum(g, seg, num_segments=num_segments + 1)[:num_segments], tg.grad
-  )
-  counts = jax.ops.segment_sum(valid.astype(jnp.int32), seg, num_segments=num_segments + 1)[:num_segments]
-  env_steps = jnp.sum(jnp.where(valid, tg.steps, 0)).astype(jnp.int32)
-  return PolicyGradient(grad_sums=grad_sums, counts=counts, returns=tg.ret, env_steps=env_steps)
+    grad_sums[s] = sum of tg.grad[b] over valid b with segment_ids[b] = s; counts[s] = how many.
+    Invalid trajectories go to an extra dropped segment (no multiply, so NaNs there cannot leak).
+    """
+    seg = jnp.where(valid, segment_ids, num_segments)
+    grad_sums = jax.tree.map(
+        lambda g: jax.ops.segment_sum(g, seg, num_segments=num_segments + 1)[:num_segments], tg.grad
+    )
+    counts = jax.ops.segment_sum(valid.astype(jnp.int32), seg, num_segments=num_segments + 1)[:num_segments]
+    env_steps = jnp.sum(jnp.where(valid, tg.steps, 0)).astype(jnp.int32)
+    return PolicyGradient(grad_sums=grad_sums, counts=counts, returns=tg.ret, env_steps=env_steps)

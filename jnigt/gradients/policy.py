@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Optional, Sequence, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -23,164 +24,164 @@ import jax.numpy as jnp
 Params = Any
 
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    'tanh': jnp.tanh,
-    'relu': jax.nn.relu,
-    'elu': jax.nn.elu,
-    'gelu': jax.nn.gelu,
-    'swish': jax.nn.swish,
-    'silu': jax.nn.silu,
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "elu": jax.nn.elu,
+    "gelu": jax.nn.gelu,
+    "swish": jax.nn.swish,
+    "silu": jax.nn.silu,
 }
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _inverse_softplus(y: float) -> float:
-  return y + math.log(-math.expm1(-y))
+    return y + math.log(-math.expm1(-y))
 
 
 class _GaussianMLP(nn.Module):
-  """Flax module returning (mu, raw_std)."""
+    """Flax module returning (mu, raw_std)."""
 
-  action_size: int
-  hidden_sizes: Tuple[int, ...]
-  activation: str
-  state_dependent_std: bool
-  raw_std_init: float
+    action_size: int
+    hidden_sizes: tuple[int, ...]
+    activation: str
+    state_dependent_std: bool
+    raw_std_init: float
 
-  @nn.compact
-  def __call__(self, obs: jax.Array) -> Tuple[jax.Array, jax.Array]:
-    act = _ACTIVATIONS[self.activation]
-    x = obs
-    for i, width in enumerate(self.hidden_sizes):
-      x = act(nn.Dense(width, name=f'hidden_{i}')(x))
-    mu = nn.Dense(self.action_size, name='mean')(x)
-    if self.state_dependent_std:
-      raw = nn.Dense(
-          self.action_size,
-          kernel_init=nn.initializers.zeros,
-          bias_init=nn.initializers.constant(self.raw_std_init),
-          name='std',
-      )(x)
-    else:
-      raw = self.param(
-          'raw_std', nn.initializers.constant(self.raw_std_init), (self.action_size,)
-      )
-      raw = jnp.broadcast_to(raw, mu.shape)
-    return mu, raw
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        act = _ACTIVATIONS[self.activation]
+        x = obs
+        for i, width in enumerate(self.hidden_sizes):
+            x = act(nn.Dense(width, name=f"hidden_{i}")(x))
+        mu = nn.Dense(self.action_size, name="mean")(x)
+        if self.state_dependent_std:
+            raw = nn.Dense(
+                self.action_size,
+                kernel_init=nn.initializers.zeros,
+                bias_init=nn.initializers.constant(self.raw_std_init),
+                name="std",
+            )(x)
+        else:
+            raw = self.param("raw_std", nn.initializers.constant(self.raw_std_init), (self.action_size,))
+            raw = jnp.broadcast_to(raw, mu.shape)
+        return mu, raw
 
 
 @dataclasses.dataclass(frozen=True)
 class GaussianPolicy:
-  """Gaussian policy u ~ N(mu(s), std(s)^2), action = action_scale * tanh(u) (or u if action_scale is None).
+    """Gaussian policy u ~ N(mu(s), std(s)^2), action = action_scale * tanh(u) (or u if action_scale is None).
 
-  Hashable (usable as a static jit argument). Params are a plain dict pytree ``{'params': {...}}``.
-  Layers: ``hidden_i`` (Dense), ``mean`` (Dense, so mu = kernel^T h + bias), ``std`` (Dense head) or
-  ``raw_std`` (vector) when ``state_dependent_std=False``; std = softplus(raw) + min_std.
-  """
+    Hashable (usable as a static jit argument). Params are a plain dict pytree ``{'params': {...}}``.
+    Layers: ``hidden_i`` (Dense), ``mean`` (Dense, so mu = kernel^T h + bias), ``std`` (Dense head) or
+    ``raw_std`` (vector) when ``state_dependent_std=False``; std = softplus(raw) + min_std.
+    """
 
-  obs_size: int
-  action_size: int
-  hidden_sizes: Tuple[int, ...] = (64, 64)
-  activation: str = 'tanh'
-  action_scale: Optional[float] = 1.0
-  state_dependent_std: bool = True
-  min_std: float = 1e-3
-  init_std: float = 1.0
+    obs_size: int
+    action_size: int
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    action_scale: float | None = 1.0
+    state_dependent_std: bool = True
+    min_std: float = 1e-3
+    init_std: float = 1.0
 
-  def __post_init__(self):
-    for name in ('obs_size', 'action_size'):
-      v = getattr(self, name)
-      if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise ValueError(f'{name} must be a positive int, got {v!r}')
-    try:
-      hs = tuple(self.hidden_sizes)
-    except TypeError:
-      raise ValueError(f'hidden_sizes must be a sequence of positive ints, got {self.hidden_sizes!r}') from None
-    if any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hs):
-      raise ValueError(f'hidden_sizes must be a sequence of positive ints, got {self.hidden_sizes!r}')
-    object.__setattr__(self, 'hidden_sizes', hs)
-    if self.activation not in _ACTIVATIONS:
-      raise ValueError(f'activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}')
-    if self.action_scale is not None:
-      if not isinstance(self.action_scale, (int, float)) or not self.action_scale > 0:
-        raise ValueError(f'action_scale must be a positive number or None, got {self.action_scale!r}')
-      object.__setattr__(self, 'action_scale', float(self.action_scale))
-    if not isinstance(self.state_dependent_std, bool):
-      raise ValueError(f'state_dependent_std must be a bool, got {self.state_dependent_std!r}')
-    if not isinstance(self.min_std, (int, float)) or self.min_std < 0:
-      raise ValueError(f'min_std must be a number >= 0, got {self.min_std!r}')
-    if not isinstance(self.init_std, (int, float)) or not self.init_std > self.min_std:
-      raise ValueError(f'init_std must be a number > min_std, got {self.init_std!r}')
+    def __post_init__(self):
+        for name in ("obs_size", "action_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        try:
+            hs = tuple(self.hidden_sizes)
+        except TypeError:
+            raise ValueError(
+                f"hidden_sizes must be a sequence of positive ints, got {self.hidden_sizes!r}"
+            ) from None
+        if any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hs):
+            raise ValueError(f"hidden_sizes must be a sequence of positive ints, got {self.hidden_sizes!r}")
+        object.__setattr__(self, "hidden_sizes", hs)
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
+        if self.action_scale is not None:
+            if not isinstance(self.action_scale, (int, float)) or not self.action_scale > 0:
+                raise ValueError(f"action_scale must be a positive number or None, got {self.action_scale!r}")
+            object.__setattr__(self, "action_scale", float(self.action_scale))
+        if not isinstance(self.state_dependent_std, bool):
+            raise ValueError(f"state_dependent_std must be a bool, got {self.state_dependent_std!r}")
+        if not isinstance(self.min_std, (int, float)) or self.min_std < 0:
+            raise ValueError(f"min_std must be a number >= 0, got {self.min_std!r}")
+        if not isinstance(self.init_std, (int, float)) or not self.init_std > self.min_std:
+            raise ValueError(f"init_std must be a number > min_std, got {self.init_std!r}")
 
-  # ------------------------------------------------------------------ internals
-  @property
-  def module(self) -> _GaussianMLP:
-    return _GaussianMLP(
-        action_size=self.action_size,
-        hidden_sizes=self.hidden_sizes,
-        activation=self.activation,
-        state_dependent_std=self.state_dependent_std,
-        raw_std_init=_inverse_softplus(float(self.init_std) - float(self.min_std)),
-    )
+    # ------------------------------------------------------------------ internals
+    @property
+    def module(self) -> _GaussianMLP:
+        return _GaussianMLP(
+            action_size=self.action_size,
+            hidden_sizes=self.hidden_sizes,
+            activation=self.activation,
+            state_dependent_std=self.state_dependent_std,
+            raw_std_init=_inverse_softplus(float(self.init_std) - float(self.min_std)),
+        )
 
-  def raw_std_to_std(self, raw: jax.Array) -> jax.Array:
-    """std = softplus(raw) + min_std."""
-    return jax.nn.softplus(raw) + self.min_std
+    def raw_std_to_std(self, raw: jax.Array) -> jax.Array:
+        """std = softplus(raw) + min_std."""
+        return jax.nn.softplus(raw) + self.min_std
 
-  def std_to_raw_std(self, std: jax.Array) -> jax.Array:
-    """Inverse of ``raw_std_to_std`` (std must exceed min_std)."""
-    y = jnp.asarray(std) - self.min_std
-    return y + jnp.log(-jnp.expm1(-y))
+    def std_to_raw_std(self, std: jax.Array) -> jax.Array:
+        """Inverse of ``raw_std_to_std`` (std must exceed min_std)."""
+        y = jnp.asarray(std) - self.min_std
+        return y + jnp.log(-jnp.expm1(-y))
 
-  def distribution(self, params: Params, obs: jax.Array) -> Tuple[jax.Array, jax.Array]:
-    """(mu, std) of the pre-squash Gaussian at obs (any leading batch shape)."""
-    mu, raw = self.module.apply(params, obs)
-    return mu, self.raw_std_to_std(raw)
+    def distribution(self, params: Params, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(mu, std) of the pre-squash Gaussian at obs (any leading batch shape)."""
+        mu, raw = self.module.apply(params, obs)
+        return mu, self.raw_std_to_std(raw)
 
-  def squash(self, u: jax.Array) -> jax.Array:
-    """action = action_scale * tanh(u), or u when action_scale is None."""
-    if self.action_scale is None:
-      return u
-    return self.action_scale * jnp.tanh(u)
+    def squash(self, u: jax.Array) -> jax.Array:
+        """action = action_scale * tanh(u), or u when action_scale is None."""
+        if self.action_scale is None:
+            return u
+        return self.action_scale * jnp.tanh(u)
 
-  # ------------------------------------------------------------------ public API
-  def init(self, key: jax.Array) -> Params:
-    """Fresh parameters (a plain dict pytree)."""
-    return self.module.init(key, jnp.zeros((self.obs_size,), jnp.float32))
+    # ------------------------------------------------------------------ public API
+    def init(self, key: jax.Array) -> Params:
+        """Fresh parameters (a plain dict pytree)."""
+        return self.module.init(key, jnp.zeros((self.obs_size,), jnp.float32))
 
-  def sample(self, params: Params, obs: jax.Array, key: jax.Array) -> Tuple[jax.Array, jax.Array]:
-    """(action, u) with u = mu + std * eps, eps ~ N(0, I)."""
-    mu, std = self.distribution(params, obs)
-    u = mu + std * jax.random.normal(key, mu.shape, mu.dtype)
-    return self.squash(u), u
+    def sample(self, params: Params, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(action, u) with u = mu + std * eps, eps ~ N(0, I)."""
+        mu, std = self.distribution(params, obs)
+        u = mu + std * jax.random.normal(key, mu.shape, mu.dtype)
+        return self.squash(u), u
 
-  def log_prob(self, params: Params, obs: jax.Array, u: jax.Array) -> jax.Array:
-    """log N(u; mu(obs), diag(std^2)) summed over the last (action) axis."""
-    mu, std = self.distribution(params, obs)
-    z = (u - mu) / std
-    return jnp.sum(-0.5 * z * z - jnp.log(std) - 0.5 * _LOG_2PI, axis=-1)
+    def log_prob(self, params: Params, obs: jax.Array, u: jax.Array) -> jax.Array:
+        """log N(u; mu(obs), diag(std^2)) summed over the last (action) axis."""
+        mu, std = self.distribution(params, obs)
+        z = (u - mu) / std
+        return jnp.sum(-0.5 * z * z - jnp.log(std) - 0.5 * _LOG_2PI, axis=-1)
 
-  def mean_action(self, params: Params, obs: jax.Array) -> jax.Array:
-    """Deterministic evaluation action squash(mu(obs))."""
-    mu, _ = self.module.apply(params, obs)
-    return self.squash(mu)
+    def mean_action(self, params: Params, obs: jax.Array) -> jax.Array:
+        """Deterministic evaluation action squash(mu(obs))."""
+        mu, _ = self.module.apply(params, obs)
+        return self.squash(mu)
 
 
 def _flat_size(size: Any, name: str) -> int:
-  if isinstance(size, bool) or not isinstance(size, int):
-    raise ValueError(f'env.{name} must be an int (flat array observations), got {size!r}')
-  return size
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise ValueError(f"env.{name} must be an int (flat array observations), got {size!r}")
+    return size
 
 
 def make_policy(env: Any, **kwargs: Any) -> GaussianPolicy:
-  """GaussianPolicy sized for a Brax-style env (reads env.observation_size / env.action_size)."""
-  if not hasattr(env, 'observation_size') or not hasattr(env, 'action_size'):
-    raise TypeError(f'env must have observation_size and action_size, got {type(env).__name__}')
-  for k in ('obs_size', 'action_size'):
-    if k in kwargs:
-      raise ValueError(f'{k} is read from env; do not pass it to make_policy')
-  return GaussianPolicy(
-      obs_size=_flat_size(env.observation_size, 'observation_size'),
-      action_size=_flat_size(env.action_size, 'action_size'),
-      **kwargs,
-  )
+    """GaussianPolicy sized for a Brax-style env (reads env.observation_size / env.action_size)."""
+    if not hasattr(env, "observation_size") or not hasattr(env, "action_size"):
+        raise TypeError(f"env must have observation_size and action_size, got {type(env).__name__}")
+    for k in ("obs_size", "action_size"):
+        if k in kwargs:
+            raise ValueError(f"{k} is read from env; do not pass it to make_policy")
+    return GaussianPolicy(
+        obs_size=_flat_size(env.observation_size, "observation_size"),
+        action_size=_flat_size(env.action_size, "action_size"),
+        **kwargs,
+    )

@@ -1,9 +1,9 @@
 """Typed training configuration, checked in plain Python before anything is traced."""
+
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional, Tuple
 
 import optax
 
@@ -23,9 +23,11 @@ def _times(spec, name):
     try:
         values = [float(v) for v in spec.split(",")]
     except ValueError:
-        return spec   # a model name; jnigt.timing checks it
+        return spec  # a model name; jnigt.timing checks it
     if name == "step_model" and len(values) == 1:
-        raise ValueError(f"step_model: a single number is not a model; give a model name or one number per agent (got {spec!r})")
+        raise ValueError(
+            f"step_model: a single number is not a model; give a model name or one number per agent (got {spec!r})"
+        )
     return values[0] if len(values) == 1 else values
 
 
@@ -37,29 +39,29 @@ class TrainConfig:
     """
 
     env: str = "inverted_pendulum"
-    backend: Optional[str] = "spring"
+    backend: str | None = "spring"
     method: str = "rennala"
     optimizer: str = "nigt"
     num_agents: int = 10
-    step_model: str = "sqrt"          # equal | sqrt | decreasing | random | "h_1,h_2,...,h_n"
-    comm_model: str = "zero"          # zero | sqrt | sqrt_d | a number | "k_1,...,k_n"
+    step_model: str = "sqrt"  # equal | sqrt | decreasing | random | "h_1,h_2,...,h_n"
+    comm_model: str = "zero"  # zero | sqrt | sqrt_d | a number | "k_1,...,k_n"
     jitter: float = 0.0
     stragglers: int = 0
     dead: int = 0
     allreduce_cost: str = "max"
     horizon: int = 64
     discount: float = 0.99
-    learning_rate: float = 2.0 ** -5
+    learning_rate: float = 2.0**-5
     momentum: float = 0.1
     batch_size: int = 20
-    init_batch_size: Optional[int] = None
+    init_batch_size: int | None = None
     rounds: int = 50
     eval_every: int = 10
     eval_episodes: int = 16
-    hidden_sizes: Tuple[int, ...] = (64, 64)
-    policy: str = "mlp"               # mlp (SPEC section 1) | linear (mu = W s + b, no tanh; LQR ground truth)
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    policy: str = "mlp"  # mlp (SPEC section 1) | linear (mu = W s + b, no tanh; LQR ground truth)
     seed: int = 0
-    malenia_slack: float = 2.0        # slot buffer factor for Malenia under jitter
+    malenia_slack: float = 2.0  # slot buffer factor for Malenia under jitter
 
     def __post_init__(self):
         def bad(field, msg):
@@ -76,7 +78,8 @@ class TrainConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 bad(name, "must be an int >= 1")
         if self.init_batch_size is not None and (
-                not isinstance(self.init_batch_size, int) or self.init_batch_size < 1):
+            not isinstance(self.init_batch_size, int) or self.init_batch_size < 1
+        ):
             bad("init_batch_size", "must be None or an int >= 1")
         if not 0.0 <= self.discount <= 1.0:
             bad("discount", "must be in [0, 1]")
@@ -85,7 +88,10 @@ class TrainConfig:
         if not 0.0 < self.momentum <= 1.0:
             bad("momentum", "must be in (0, 1]")
         if self.rounds % self.eval_every:
-            bad("rounds", f"must be a multiple of eval_every={self.eval_every} (one jitted chunk per evaluation)")
+            bad(
+                "rounds",
+                f"must be a multiple of eval_every={self.eval_every} (one jitted chunk per evaluation)",
+            )
         if self.malenia_slack < 1.0:
             bad("malenia_slack", "must be >= 1")
 
@@ -93,10 +99,17 @@ class TrainConfig:
     def first_batch(self) -> int:
         return self.batch_size if self.init_batch_size is None else self.init_batch_size
 
-    def make_timing(self, num_params: Optional[int] = None) -> timing_lib.Timing:
+    def make_timing(self, num_params: int | None = None) -> timing_lib.Timing:
         t = timing_lib.make_timing(
-            self.num_agents, _times(self.step_model, "step_model"), _times(self.comm_model, "comm_model"), num_params=num_params, jitter=self.jitter,
-            stragglers=self.stragglers, dead=self.dead, allreduce_cost=self.allreduce_cost)
+            self.num_agents,
+            _times(self.step_model, "step_model"),
+            _times(self.comm_model, "comm_model"),
+            num_params=num_params,
+            jitter=self.jitter,
+            stragglers=self.stragglers,
+            dead=self.dead,
+            allreduce_cost=self.allreduce_cost,
+        )
         timing_lib.validate_method(t, self.method)
         timing_lib.reachable(t, max(self.batch_size, self.first_batch))
         return t

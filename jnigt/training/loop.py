@@ -15,10 +15,11 @@ taken at the stale point it received, the server optimizer steps once, the agent
 Every trajectory's key is ``fold_in(fold_in(round_key, agent), j)`` for agent's j-th trajectory of
 the round, so 1 or 8 devices sample the same trajectories and reach the same parameters.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -71,15 +72,15 @@ class Trainer:
     """Builds the environment, policy, timing and optimizer of a :class:`TrainConfig` and runs
     it chunk by chunk (``eval_every`` rounds per jitted call)."""
 
-    def __init__(self, config: TrainConfig, num_devices: Optional[int] = None, use_pmap: bool = False,
-                 env=None):
+    def __init__(self, config: TrainConfig, num_devices: int | None = None, use_pmap: bool = False, env=None):
         from jnigt_envs import make_env
 
         self.config = c = config
         self.env = env if env is not None else make_env(c.env, backend=c.backend)
         self.policy = c.make_policy(self.env)
-        self.num_params = sum(x.size for x in jax.tree.leaves(
-            jax.eval_shape(self.policy.init, jax.random.key(0))))
+        self.num_params = sum(
+            x.size for x in jax.tree.leaves(jax.eval_shape(self.policy.init, jax.random.key(0)))
+        )
         self.timing = c.make_timing(self.num_params)
         self.inner = c.make_optimizer()
         self.use_pmap = use_pmap
@@ -92,7 +93,9 @@ class Trainer:
             self.num_devices = 1
             self.mesh = jax.sharding.Mesh(
                 np.array([jax.local_devices(process_index=i)[0] for i in range(jax.process_count())]),
-                (AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
+                (AXIS,),
+                axis_types=(jax.sharding.AxisType.Auto,),
+            )
         elif c.method == "rennala":
             self.slots = math.ceil(max(c.batch_size, c.first_batch) / d)
             self.contributors = self.slots
@@ -100,7 +103,8 @@ class Trainer:
             if n % d:
                 raise ValueError(
                     f"num_agents={n} must be divisible by the number of devices ({d}) for {c.method}: "
-                    "each device holds a slice of the agents")
+                    "each device holds a slice of the agents"
+                )
             self.local_agents = self.contributors = n // d
             if c.method == "synchronized":
                 self.per_agent = math.ceil(c.batch_size / n)
@@ -135,9 +139,15 @@ class Trainer:
 
             def unwrap(_, *args):
                 return fn(*args)
+
             # a dummy mapped argument: pmap needs one even when every input is replicated
-            mapped = jax.pmap(unwrap, axis_name=AXIS, in_axes=(0,) + in_axes, out_axes=out_axes,
-                              devices=list(self.mesh.devices.ravel()))
+            mapped = jax.pmap(
+                unwrap,
+                axis_name=AXIS,
+                in_axes=(0,) + in_axes,
+                out_axes=out_axes,
+                devices=list(self.mesh.devices.ravel()),
+            )
 
             # same layout as shard_map: a P(AXIS) array [d * k, ...] is d blocks [k, ...]
             split = lambda x: x.reshape((d, x.shape[0] // d) + x.shape[1:])
@@ -146,11 +156,13 @@ class Trainer:
             def call(*args):
                 args = tuple(jax.tree.map(split, a) if s == P(AXIS) else a for a, s in zip(args, in_specs))
                 outs = mapped(jnp.zeros((d,), jnp.int32), *args)
-                return tuple(jax.tree.map(merge, o) if s == P(AXIS) else jax.tree.map(lambda x: x[0], o)
-                             for o, s in zip(outs, out_specs))
+                return tuple(
+                    jax.tree.map(merge, o) if s == P(AXIS) else jax.tree.map(lambda x: x[0], o)
+                    for o, s in zip(outs, out_specs)
+                )
+
             return call
-        return jax.shard_map(fn, mesh=self.mesh, in_specs=in_specs, out_specs=out_specs,
-                             check_vma=False)
+        return jax.shard_map(fn, mesh=self.mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
 
     def _replicate(self, tree):
         """The same value on every device of the mesh, as global arrays (every process holds
@@ -161,6 +173,7 @@ class Trainer:
             if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
                 return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
             return jax.make_array_from_process_local_data(sharding, np.asarray(x))
+
         return jax.tree.map(put, tree)
 
     def init_state(self) -> TrainState:
@@ -172,11 +185,25 @@ class Trainer:
             key, ck = jax.random.split(key)
             clock = timing_lib.afedpg_init(self.timing, c.horizon, ck)
             stale = jax.tree.map(lambda p: jnp.broadcast_to(p, (c.num_agents,) + p.shape), params)
-            return self._replicate(TrainState(params, self.inner.init(params), key, zero_f, zero_i, zero_i,
-                                              zero_i, stale, clock.next_finish))
+            return self._replicate(
+                TrainState(
+                    params,
+                    self.inner.init(params),
+                    key,
+                    zero_f,
+                    zero_i,
+                    zero_i,
+                    zero_i,
+                    stale,
+                    clock.next_finish,
+                )
+            )
         wrapper = self._wrapper()
-        init = self._map(lambda p: (jax.tree.map(lambda x: x[None], wrapper.init(p)),),
-                         in_specs=(P(),), out_specs=(P(AXIS),))
+        init = self._map(
+            lambda p: (jax.tree.map(lambda x: x[None], wrapper.init(p)),),
+            in_specs=(P(),),
+            out_specs=(P(AXIS),),
+        )
         # replicated over the mesh from the start: the chunk's outputs have this sharding, so the
         # second chunk does not recompile, and with several processes these are global arrays
         params, key, zero_f, zero_i = self._replicate((params, key, zero_f, zero_i))
@@ -191,15 +218,19 @@ class Trainer:
             return jax.lax.cond(
                 round_index == 0,
                 lambda: timing_lib.rennala_round(t, c.horizon, c.first_batch, key),
-                lambda: timing_lib.rennala_round(t, c.horizon, c.batch_size, key))
+                lambda: timing_lib.rennala_round(t, c.horizon, c.batch_size, key),
+            )
         if c.method == "malenia":
             return timing_lib.malenia_round(t, c.horizon, c.batch_size, key, self.max_per_agent)
         return timing_lib.synchronized_round(t, c.horizon, self.per_agent, key)
 
     def _trajectories(self, params, keys, agent_ids):
         c = self.config
-        return jax.vmap(lambda k, a: gpomdp.trajectory_gradient(
-            self.policy, self.env, params, k, a, c.horizon, c.discount))(keys, agent_ids)
+        return jax.vmap(
+            lambda k, a: gpomdp.trajectory_gradient(
+                self.policy, self.env, params, k, a, c.horizon, c.discount
+            )
+        )(keys, agent_ids)
 
     def _build_chunk(self):
         c = self.config
@@ -207,7 +238,7 @@ class Trainer:
         if c.method == "afedpg":
             return self._build_afedpg_chunk()
         wrapper = self._wrapper()
-        n, d = c.num_agents, self.num_devices
+        d = self.num_devices
 
         def device_chunk(state: TrainState, opt_state):
             opt_state = jax.tree.map(lambda x: x[0], opt_state)
@@ -224,7 +255,9 @@ class Trainer:
                     ids, valid, keys = take(ids), take(valid), take(keys)
                     seg = jnp.arange(self.slots)
                 else:
-                    local = jax.lax.dynamic_slice_in_dim(rnd.counts, dev * self.local_agents, self.local_agents)
+                    local = jax.lax.dynamic_slice_in_dim(
+                        rnd.counts, dev * self.local_agents, self.local_agents
+                    )
                     seg, valid = timing_lib.slots_from_counts(local, self.slots)
                     ids = seg + dev * self.local_agents
                     keys = _slot_keys(k_traj, ids, seg, local)
@@ -234,20 +267,39 @@ class Trainer:
                 upd, opt_state = wrapper.update(pg.grad_sums, opt_state, st.params, counts=pg.counts)
                 params = optax.apply_updates(st.params, upd)
                 steps, ret_sum, n_ret, dropped = jax.lax.psum(
-                    (pg.env_steps,
-                     jnp.sum(jnp.where(valid, tg.ret, 0.0)),
-                     jnp.sum(valid).astype(jnp.float32),
-                     opt_state.dropped - dropped_before), AXIS)
+                    (
+                        pg.env_steps,
+                        jnp.sum(jnp.where(valid, tg.ret, 0.0)),
+                        jnp.sum(valid).astype(jnp.float32),
+                        opt_state.dropped - dropped_before,
+                    ),
+                    AXIS,
+                )
                 closed = opt_state.closed
                 nigt = find_nigt_state(opt_state.inner_state)
-                grad_norm = optax.tree.norm(nigt.momentum_buffer) if nigt is not None else optax.tree.norm(upd)
+                grad_norm = (
+                    optax.tree.norm(nigt.momentum_buffer) if nigt is not None else optax.tree.norm(upd)
+                )
                 time = st.time + rnd.duration + rnd.comm
-                st = st._replace(params=params, key=key, time=time, round=st.round + 1,
-                                 env_steps=st.env_steps + steps,
-                                 comms=st.comms + closed.astype(jnp.int32))
-                metrics = dict(time=time, env_steps=st.env_steps, grads_used=jnp.sum(rnd.counts) - dropped,
-                               grads_dropped=dropped, wasted_time=rnd.wasted, comms=st.comms,
-                               closed=closed, grad_norm=grad_norm, train_return=ret_sum / jnp.maximum(n_ret, 1.0))
+                st = st._replace(
+                    params=params,
+                    key=key,
+                    time=time,
+                    round=st.round + 1,
+                    env_steps=st.env_steps + steps,
+                    comms=st.comms + closed.astype(jnp.int32),
+                )
+                metrics = dict(
+                    time=time,
+                    env_steps=st.env_steps,
+                    grads_used=jnp.sum(rnd.counts) - dropped,
+                    grads_dropped=dropped,
+                    wasted_time=rnd.wasted,
+                    comms=st.comms,
+                    closed=closed,
+                    grad_norm=grad_norm,
+                    train_return=ret_sum / jnp.maximum(n_ret, 1.0),
+                )
                 return (st, opt_state), metrics
 
             (state, opt_state), metrics = jax.lax.scan(one_round, (state, opt_state), None, length=rounds)
@@ -267,9 +319,12 @@ class Trainer:
         def one_arrival(st: TrainState, _):
             key, k_time, k_traj = jax.random.split(st.key, 3)
             agent, t, next_finish, comm = timing_lib.afedpg_next(
-                self.timing, c.horizon, timing_lib.AfedpgClock(st.next_finish), k_time)
+                self.timing, c.horizon, timing_lib.AfedpgClock(st.next_finish), k_time
+            )
             point = jax.tree.map(lambda s: s[agent], st.stale)
-            tg = gpomdp.trajectory_gradient(self.policy, self.env, point, k_traj, agent, c.horizon, c.discount)
+            tg = gpomdp.trajectory_gradient(
+                self.policy, self.env, point, k_traj, agent, c.horizon, c.discount
+            )
             finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(tg.grad)]))
             grad = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), tg.grad)
             upd, opt_state = self.inner.update(grad, st.opt_state, st.params)
@@ -281,13 +336,28 @@ class Trainer:
             nigt = find_nigt_state(opt_state)
             grad_norm = optax.tree.norm(nigt.momentum_buffer) if nigt is not None else optax.tree.norm(upd)
             time = t + comm
-            st = st._replace(params=params, opt_state=opt_state, key=key, time=time, round=st.round + 1,
-                             env_steps=st.env_steps + tg.steps, comms=st.comms + 1, stale=stale,
-                             next_finish=next_finish.next_finish)
-            metrics = dict(time=time, env_steps=st.env_steps, grads_used=finite.astype(jnp.int32),
-                           grads_dropped=(~finite).astype(jnp.int32), wasted_time=jnp.zeros([], jnp.float32),
-                           comms=st.comms, closed=finite, grad_norm=grad_norm,
-                           train_return=jnp.asarray(tg.ret, jnp.float32))
+            st = st._replace(
+                params=params,
+                opt_state=opt_state,
+                key=key,
+                time=time,
+                round=st.round + 1,
+                env_steps=st.env_steps + tg.steps,
+                comms=st.comms + 1,
+                stale=stale,
+                next_finish=next_finish.next_finish,
+            )
+            metrics = dict(
+                time=time,
+                env_steps=st.env_steps,
+                grads_used=finite.astype(jnp.int32),
+                grads_dropped=(~finite).astype(jnp.int32),
+                wasted_time=jnp.zeros([], jnp.float32),
+                comms=st.comms,
+                closed=finite,
+                grad_norm=grad_norm,
+                train_return=jnp.asarray(tg.ret, jnp.float32),
+            )
             return st, metrics
 
         def chunk(state: TrainState):
@@ -301,7 +371,11 @@ class Trainer:
         opt_state = state.opt_state
         if self.config.method != "afedpg":
             opt_state = jax.tree.map(lambda x: x[0], opt_state)
-        return nigt_eval_params(state.params, opt_state) if find_nigt_state(opt_state) is not None else state.params
+        return (
+            nigt_eval_params(state.params, opt_state)
+            if find_nigt_state(opt_state) is not None
+            else state.params
+        )
 
     def _evaluate(self, state: TrainState):
         c = self.config
@@ -309,11 +383,11 @@ class Trainer:
         keys = jax.random.split(jax.random.fold_in(jax.random.key(c.seed + 1), state.round), c.eval_episodes)
         agents = jnp.arange(c.eval_episodes) % c.num_agents
         rewards = jax.vmap(lambda k, a: gpomdp.rollout(self.policy, self.env, params, k, a, c.horizon)[2])(
-            keys, agents)
+            keys, agents
+        )
         return jnp.mean(jnp.sum(rewards, axis=1))
 
     def run_chunk(self, state: TrainState):
         """``eval_every`` rounds in one jitted call; returns (state, metrics [eval_every], eval return)."""
         state, metrics = self._chunk(state)
         return state, metrics, self._eval(state)
-

@@ -2,13 +2,14 @@
 orbax checkpoints after every chunk. A killed run started again with the same ``out_dir`` resumes
 from its last checkpoint and ends with exactly the parameters and metrics of an uninterrupted run.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import functools
 import json
 import os
-from typing import Callable, List, Optional
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -20,7 +21,7 @@ METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
 
 
-def _rows(metrics, eval_return, first_round: int) -> List[dict]:
+def _rows(metrics, eval_return, first_round: int) -> list[dict]:
     host = jax.tree.map(np.asarray, metrics)
     k = len(host["time"])
     rows = []
@@ -32,7 +33,7 @@ def _rows(metrics, eval_return, first_round: int) -> List[dict]:
     return rows
 
 
-def _read_rows(path: str, upto_round: int) -> List[dict]:
+def _read_rows(path: str, upto_round: int) -> list[dict]:
     if not os.path.exists(path):
         return []
     with open(path) as f:
@@ -40,7 +41,7 @@ def _read_rows(path: str, upto_round: int) -> List[dict]:
     return [r for r in rows if r["round"] <= upto_round]
 
 
-def _write_rows(path: str, rows: List[dict], mode: str) -> None:
+def _write_rows(path: str, rows: list[dict], mode: str) -> None:
     with open(path, mode) as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
@@ -52,7 +53,7 @@ def _is_writer() -> bool:
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_trainer(config: TrainConfig, num_devices: Optional[int], use_pmap: bool) -> Trainer:
+def _cached_trainer(config: TrainConfig, num_devices: int | None, use_pmap: bool) -> Trainer:
     """One Trainer (and one compilation) per config within a process: resuming, or running the
     same config again, reuses the compiled chunk."""
     return Trainer(config, num_devices=num_devices, use_pmap=use_pmap)
@@ -60,15 +61,15 @@ def _cached_trainer(config: TrainConfig, num_devices: Optional[int], use_pmap: b
 
 def train(
     config: TrainConfig,
-    out_dir: Optional[str] = None,
+    out_dir: str | None = None,
     *,
-    num_devices: Optional[int] = None,
+    num_devices: int | None = None,
     use_pmap: bool = False,
     resume: bool = True,
     progress: bool = True,
     tensorboard: bool = True,
-    stop_after_chunks: Optional[int] = None,
-    on_chunk: Optional[Callable[[TrainState, List[dict]], None]] = None,
+    stop_after_chunks: int | None = None,
+    on_chunk: Callable[[TrainState, list[dict]], None] | None = None,
 ):
     """Train; return ``(trainer, final_state, metric_rows)``.
 
@@ -78,7 +79,7 @@ def train(
     """
     trainer = _cached_trainer(config, num_devices, use_pmap)
     state = trainer.init_state()
-    rows: List[dict] = []
+    rows: list[dict] = []
     manager = writer = None
     if out_dir is not None:
         import orbax.checkpoint as ocp
@@ -92,10 +93,12 @@ def train(
                 if json.loads(f.read()) != json.loads(config_json):
                     raise ValueError(
                         f"out_dir {out_dir} holds a run with a different config; use a new out_dir "
-                        "or pass resume=False (--no-resume) to start over")
+                        "or pass resume=False (--no-resume) to start over"
+                    )
         manager = ocp.CheckpointManager(
             os.path.join(out_dir, "checkpoints"),
-            options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+            options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
+        )
         latest = manager.latest_step() if resume else None
         if latest is not None:
             state = manager.restore(latest, args=ocp.args.StandardRestore(state))
@@ -121,8 +124,9 @@ def train(
     if progress and _is_writer():
         from tqdm import tqdm
 
-        bar = tqdm(total=total_chunks, initial=done_chunks, unit="chunk",
-                   desc=f"{config.method}+{config.optimizer}")
+        bar = tqdm(
+            total=total_chunks, initial=done_chunks, unit="chunk", desc=f"{config.method}+{config.optimizer}"
+        )
     chunks_run = 0
     for _ in range(done_chunks, total_chunks):
         if stop_after_chunks is not None and chunks_run >= stop_after_chunks:

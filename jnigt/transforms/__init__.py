@@ -1,4 +1,5 @@
 """Algorithm transforms: NIGT and the asynchronous aggregators, as Optax transformations."""
+
 from jnigt.transforms.aggregators import (
     AggregatorState,
     has_updated,
@@ -9,6 +10,12 @@ from jnigt.transforms.aggregators import (
 from jnigt.transforms.nigt import NigtState, nigt, nigt_eval_params
 
 __all__ = [
-    "AggregatorState", "NigtState", "has_updated", "malenia", "nigt", "nigt_eval_params",
-    "rennala", "synchronized",
+    "AggregatorState",
+    "NigtState",
+    "has_updated",
+    "malenia",
+    "nigt",
+    "nigt_eval_params",
+    "rennala",
+    "synchronized",
 ]

@@ -1,4 +1,5 @@
 """Plain-Python argument checks shared by the transformations (run before tracing)."""
+
 from __future__ import annotations
 
 import numbers
@@ -11,8 +12,7 @@ def check_learning_rate(learning_rate) -> None:
     if callable(learning_rate):
         return
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
-        raise TypeError(
-            f"learning_rate must be a positive float or an optax schedule, got {learning_rate!r}")
+        raise TypeError(f"learning_rate must be a positive float or an optax schedule, got {learning_rate!r}")
     if not np.isfinite(learning_rate) or learning_rate <= 0:
         raise ValueError(f"learning_rate must be a positive finite float, got {learning_rate!r}")
 
@@ -52,21 +52,25 @@ def check_contributions(updates, counts, expected_agents: int | None = None) -> 
     shapes = [np.shape(leaf) for leaf in leaves]
     if any(len(s) == 0 for s in shapes):
         raise ValueError(
-            "every leaf of updates needs a leading agent axis (one row per agent); got a scalar leaf")
+            "every leaf of updates needs a leading agent axis (one row per agent); got a scalar leaf"
+        )
     n = shapes[0][0]
     if any(s[0] != n for s in shapes):
         raise ValueError(
-            f"every leaf of updates must have the same leading agent axis; got sizes {sorted({s[0] for s in shapes})}")
+            f"every leaf of updates must have the same leading agent axis; got sizes {sorted({s[0] for s in shapes})}"
+        )
     counts_shape = np.shape(counts)
     if counts_shape != (n,):
         raise ValueError(
-            f"counts must have shape ({n},), one entry per agent (the leading axis of updates); got {counts_shape}")
+            f"counts must have shape ({n},), one entry per agent (the leading axis of updates); got {counts_shape}"
+        )
     dtype = counts.dtype if hasattr(counts, "dtype") else np.asarray(counts).dtype
     if not np.issubdtype(dtype, np.integer):
         raise TypeError(f"counts must be an integer array, got dtype {dtype}")
     if expected_agents is not None and n != expected_agents:
         raise ValueError(
-            f"the leading axis of updates and counts must equal num_agents={expected_agents}; got {n}")
+            f"the leading axis of updates and counts must equal num_agents={expected_agents}; got {n}"
+        )
     if not isinstance(counts, jax.core.Tracer):
         if np.any(np.asarray(counts) < 0):
             raise ValueError(f"counts must be non-negative, got {np.asarray(counts)}")
@@ -82,4 +86,5 @@ def check_param_shapes(updates, reference, leading: int) -> None:
         if tuple(np.shape(u)[leading:]) != tuple(np.shape(r)):
             raise ValueError(
                 f"an update leaf has shape {np.shape(u)}; expected the agent axis followed by the "
-                f"parameter shape {tuple(np.shape(r))}")
+                f"parameter shape {tuple(np.shape(r))}"
+            )

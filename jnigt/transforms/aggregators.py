@@ -20,10 +20,12 @@ counts on every call and exactly one psum of the gradient pytree per closed roun
                   aggregate = (1/n) sum_i S_i / M_i.
     Synchronized: close when min_i M_i >= per_agent; aggregate = (sum_i S_i) / (sum_i M_i).
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -94,8 +96,8 @@ def _drop_non_finite(updates, counts):
     for leaf in jax.tree.leaves(updates):
         finite &= jnp.all(jnp.isfinite(leaf.reshape(n, -1)), axis=1)
     updates = jax.tree.map(
-        lambda x: jnp.where(finite.reshape((n,) + (1,) * (x.ndim - 1)), x, jnp.zeros_like(x)),
-        updates)
+        lambda x: jnp.where(finite.reshape((n,) + (1,) * (x.ndim - 1)), x, jnp.zeros_like(x)), updates
+    )
     counts = jnp.where(finite, counts, 0).astype(jnp.int32)
     return updates, counts, jnp.sum(~finite).astype(jnp.int32)
 
@@ -104,7 +106,7 @@ def _wrapper(
     inner: optax.GradientTransformation,
     *,
     per_agent_acc: bool,
-    num_agents: Optional[int],
+    num_agents: int | None,
     close_fn: Callable,
     aggregate_fn: Callable,
     axis_name,
@@ -123,7 +125,8 @@ def _wrapper(
             acc = optax.tree.zeros_like(params)
         counts_shape = () if num_agents is None else (num_agents,)
         acc, counts, dropped = _device_local(
-            (acc, jnp.zeros(counts_shape, jnp.int32), jnp.zeros([], jnp.int32)), axis_name)
+            (acc, jnp.zeros(counts_shape, jnp.int32), jnp.zeros([], jnp.int32)), axis_name
+        )
         return AggregatorState(
             acc=acc,
             counts=counts,
@@ -151,8 +154,7 @@ def _wrapper(
 
         def wait(_):
             # fresh constants, so both branches agree on shard_map's varying-axes types
-            zeros = jax.tree.map(
-                lambda a: jnp.zeros(a.shape[1:] if per_agent_acc else a.shape, a.dtype), acc)
+            zeros = jax.tree.map(lambda a: jnp.zeros(a.shape[1:] if per_agent_acc else a.shape, a.dtype), acc)
             return zeros, state.inner_state
 
         out, inner_state = jax.lax.cond(close, emit, wait, None)
@@ -172,7 +174,7 @@ def _wrapper(
 def rennala(
     inner: optax.GradientTransformation,
     batch_size: int,
-    init_batch_size: Optional[int] = None,
+    init_batch_size: int | None = None,
     axis_name=None,
 ) -> optax.GradientTransformationExtraArgs:
     """Rennala aggregation: pool gradients from agents of any speed until M have arrived.
@@ -183,17 +185,25 @@ def rennala(
     The leading axis of ``updates`` may change from call to call.
     """
     batch_size = _checks.check_positive_int("batch_size", batch_size)
-    init_batch_size = batch_size if init_batch_size is None else _checks.check_positive_int(
-        "init_batch_size", init_batch_size)
+    init_batch_size = (
+        batch_size
+        if init_batch_size is None
+        else _checks.check_positive_int("init_batch_size", init_batch_size)
+    )
     _checks.check_axis_name(axis_name)
 
     def close_fn(counts, rounds):
         target = jnp.where(rounds == 0, init_batch_size, batch_size)
         return _psum(counts, axis_name) >= target
 
-    return _wrapper(inner, per_agent_acc=False, num_agents=None, close_fn=close_fn,
-                    aggregate_fn=functools.partial(_pooled_mean, axis_name=axis_name),
-                    axis_name=axis_name)
+    return _wrapper(
+        inner,
+        per_agent_acc=False,
+        num_agents=None,
+        close_fn=close_fn,
+        aggregate_fn=functools.partial(_pooled_mean, axis_name=axis_name),
+        axis_name=axis_name,
+    )
 
 
 def malenia(
@@ -227,11 +237,16 @@ def malenia(
 
     def aggregate_fn(acc, counts):
         scale = 1.0 / (jnp.maximum(counts, 1).astype(jnp.float32) * n_global())
-        return jax.tree.map(
-            lambda a: jnp.tensordot(scale.astype(a.dtype), a, axes=1), acc)
+        return jax.tree.map(lambda a: jnp.tensordot(scale.astype(a.dtype), a, axes=1), acc)
 
-    return _wrapper(inner, per_agent_acc=True, num_agents=num_agents, close_fn=close_fn,
-                    aggregate_fn=aggregate_fn, axis_name=axis_name)
+    return _wrapper(
+        inner,
+        per_agent_acc=True,
+        num_agents=num_agents,
+        close_fn=close_fn,
+        aggregate_fn=aggregate_fn,
+        axis_name=axis_name,
+    )
 
 
 def synchronized(
@@ -256,6 +271,11 @@ def synchronized(
         del rounds
         return _psum(jnp.sum(counts < per_agent), axis_name) == 0
 
-    return _wrapper(inner, per_agent_acc=False, num_agents=num_agents, close_fn=close_fn,
-                    aggregate_fn=functools.partial(_pooled_mean, axis_name=axis_name),
-                    axis_name=axis_name)
+    return _wrapper(
+        inner,
+        per_agent_acc=False,
+        num_agents=num_agents,
+        close_fn=close_fn,
+        aggregate_fn=functools.partial(_pooled_mean, axis_name=axis_name),
+        axis_name=axis_name,
+    )

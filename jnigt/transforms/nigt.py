@@ -13,9 +13,10 @@ returned is ``theta~_{t+1} - theta~_t = (1 + c) Delta_{t+1} - c Delta_t``.
 ``nigt_eval_params(params, state)`` recovers ``theta_t = theta~_t - c Delta_t``,
 the point to evaluate and deploy (compare ``optax.contrib.schedule_free_eval_params``).
 """
+
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -68,14 +69,16 @@ def nigt(learning_rate: optax.ScalarOrSchedule, momentum: float) -> optax.Gradie
         first = state.count == 0
         d = jax.tree.map(
             lambda g, m: jnp.where(first, g, (1.0 - eta) * m + eta * g).astype(g.dtype),
-            updates, state.momentum_buffer)
+            updates,
+            state.momentum_buffer,
+        )
         norm = optax.tree.norm(d)
         alpha = learning_rate(state.count) if callable(learning_rate) else learning_rate
         scale = jnp.where(norm > 0, -alpha / jnp.where(norm > 0, norm, 1.0), 0.0)
         new_delta = jax.tree.map(lambda x: (scale * x).astype(x.dtype), d)
         out = jax.tree.map(
-            lambda new, old: ((1.0 + c) * new - c * old).astype(new.dtype),
-            new_delta, state.delta)
+            lambda new, old: ((1.0 + c) * new - c * old).astype(new.dtype), new_delta, state.delta
+        )
         new_state = NigtState(
             count=optax.safe_increment(state.count),
             delta=new_delta,
@@ -87,13 +90,14 @@ def nigt(learning_rate: optax.ScalarOrSchedule, momentum: float) -> optax.Gradie
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def find_nigt_state(state: Any) -> Optional[NigtState]:
+def find_nigt_state(state: Any) -> NigtState | None:
     """The NigtState inside ``state`` (nigt's own, or in any wrapper or chain), or None.
 
     Raises ValueError if there is more than one.
     """
     found = [
-        leaf for leaf in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, NigtState))
+        leaf
+        for leaf in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, NigtState))
         if isinstance(leaf, NigtState)
     ]
     if len(found) > 1:
@@ -110,5 +114,6 @@ def nigt_eval_params(params: optax.Params, state: Any) -> optax.Params:
     s = find_nigt_state(state)
     if s is None:
         raise ValueError(
-            "state must contain a NigtState; pass the state of nigt(...) or of a wrapper/chain around it")
+            "state must contain a NigtState; pass the state of nigt(...) or of a wrapper/chain around it"
+        )
     return jax.tree.map(lambda p, dl: (p - s.transport * dl).astype(p.dtype), params, s.delta)
