@@ -1,0 +1,60 @@
+"""One validator per kind of argument, in plain Python, run before anything is traced.
+
+Each returns the value converted to a plain Python type and raises a ``TypeError`` (wrong type) or
+``ValueError`` (out of range) that names the argument, what was given and what is allowed. NumPy scalars
+are accepted wherever Python numbers are; ``bool`` is never accepted as a number.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+
+def integer(name: str, value, minimum: int = 1) -> int:
+    """An int ``>= minimum`` (Python or NumPy integer; not bool, not float)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def optional_integer(name: str, value, minimum: int = 1) -> int | None:
+    """None, or an int ``>= minimum``."""
+    return None if value is None else integer(name, value, minimum)
+
+
+def real(
+    name: str,
+    value,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """A finite real number in the interval ``[low, high]`` (``low_open``/``high_open`` exclude an end)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if not ((v > low if low_open else v >= low) and (v < high if high_open else v <= high)):
+        lo = f"({low}" if low_open else f"[{low}"
+        hi = f"{high})" if high_open else f"{high}]"
+        raise ValueError(f"{name} must be in {lo}, {hi}, got {value!r}")
+    return v
+
+
+def positive(name: str, value) -> float:
+    """A finite real number ``> 0``."""
+    return real(name, value, low=0.0, low_open=True)
+
+
+def one_of(name: str, value, allowed: Sequence[str]) -> str:
+    """One of the ``allowed`` names."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+    return value
