@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: jnigt {train,plot,theory} [options]   (jnigt <command> --help for options)")
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     if argv[0] == "theory":
-        from jnigt.theory import theory_main
+        from jnigt._theory_cli import theory_main
 
         return theory_main(argv[1:])
     try:
