@@ -59,7 +59,7 @@ class TrainConfig:
     eval_every: int = 10
     eval_episodes: int = 16
     hidden_sizes: tuple[int, ...] = (64, 64)
-    policy: str = "mlp"  # mlp (SPEC section 1) | linear (mu = W s + b, no tanh; LQR ground truth)
+    policy: str = "mlp"  # mlp (docs/algorithms.md#gpomdp) | linear (mu = W s + b, no tanh; LQR ground truth)
     seed: int = 0
     malenia_slack: float = 2.0  # slot buffer factor for Malenia under jitter
 

@@ -1,6 +1,6 @@
 """NIGT: normalised gradient descent with momentum and implicit gradient transport.
 
-SPEC section 2, written for a loss ``f = -J`` (gradients arrive with the sign of the loss)::
+See docs/algorithms.md#nigt. Written for a loss ``f = -J`` (gradients arrive with the sign of the loss)::
 
     d_0         = g_0                                  (gradient at theta_0)
     d_t         = (1 - eta) d_{t-1} + eta g_t          (t >= 1, g_t taken at theta~_t)
