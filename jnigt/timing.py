@@ -515,8 +515,15 @@ def _dead_agents(timing: Timing):
 
 
 def reachable(timing: Timing, batch_size: int) -> None:
-    """Raises ValueError if a Rennala batch of ``batch_size`` can never fill (batch_size < 1, all agents dead)."""
-    validate.integer("batch_size", batch_size, 1)
+    """Raises ValueError if a batch of ``batch_size`` can never fill (batch_size < 1, all agents dead) or is
+    beyond what a round can hold (``batch_size > MAX_PLAN_SLOTS``: every round samples at least batch_size
+    trajectories, and Rennala's vectorised close searches an ``[min(n, M), M]`` grid)."""
+    m = validate.integer("batch_size", batch_size, 1)
+    if m > MAX_PLAN_SLOTS:
+        raise ValueError(
+            f"batch_size={m} is above the cap of {MAX_PLAN_SLOTS} gradients per round "
+            f"(num_agents={timing.num_agents})."
+        )
     if len(_dead_agents(timing)) == timing.num_agents:
         raise ValueError(
             "timing: a batch can never fill: every agent has infinite step time (all agents dead)."

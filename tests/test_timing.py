@@ -237,6 +237,9 @@ def test_dead_agents():
         T.reachable(all_dead, 1)
     with pytest.raises(ValueError, match="batch_size"):
         T.reachable(timing, 0)
+    with pytest.raises(ValueError, match=r"batch_size=1000000000 is above the cap of 10000000"):
+        T.reachable(timing, 10**9)
+    T.reachable(timing, np.int64(T.MAX_PLAN_SLOTS))
 
 
 def test_allreduce_cost():
