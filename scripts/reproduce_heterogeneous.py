@@ -1,4 +1,4 @@
-"""Reproduce the paper's heterogeneous experiment (docs/algorithms.md#experiments, project issue 6 part 4).
+"""Reproduce the paper's heterogeneous experiment (SPEC section 6, project issue 6 part 4).
 
 Malenia NIGT against AFedPG with n = 2 agents, h = (1, 10) (step_model "1,10"), kappa = 0, on
 'mirrored_<env>': agent 0 observes (s, 0), agent 1 observes (-s, 1), so the two agents optimise different

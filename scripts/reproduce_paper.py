@@ -1,4 +1,4 @@
-"""Reproduce the paper's homogeneous experiments (docs/algorithms.md#experiments, project issue 6 part 3).
+"""Reproduce the paper's homogeneous experiments (SPEC section 6, project issue 6 part 3).
 
 Rennala NIGT, Synchronized NIGT and AFedPG on the three timing scenarios
 

@@ -3,7 +3,7 @@
 Each wrapper is a relative of ``optax.MultiSteps``: its ``update`` takes *per-agent
 contributions* and accumulates them, emitting zero updates and leaving the inner state
 untouched until the round's stop rule holds; then it calls the inner transformation once
-with the round's aggregate and resets (docs/algorithms.md#rennala, #malenia, #synchronized).
+with the round's aggregate and resets (SPEC section 3).
 
 Contributions: every leaf of ``updates`` has a leading agent axis holding each agent's SUM of
 gradients since the previous call, and the keyword ``counts`` (int, one per agent) says how
@@ -257,7 +257,7 @@ def synchronized(
 ) -> optax.GradientTransformationExtraArgs:
     """Synchronous aggregation: wait until every agent has delivered ``per_agent`` gradients.
 
-    Closes when min_i M_i >= per_agent (choice, docs/algorithms.md#synchronized: per_agent = ceil(M / n)); the inner
+    Closes when min_i M_i >= per_agent (SPEC's choice: per_agent = ceil(M / n)); the inner
     transformation receives the pooled mean ``(sum_i S_i) / (sum_i M_i)``.
 
     Args:
