@@ -109,7 +109,16 @@ def _run_sharded(opt, grads, counts):
         )
     )
     params, rounds, dropped = f(grads, counts)
-    return params, jnigt.AggregatorState(None, None, rounds, None, dropped, None)
+    return params, jnigt.AggregatorState(
+        acc=None,
+        counts=None,
+        rounds=rounds,
+        closed=None,
+        dropped=dropped,
+        starved=None,
+        active=None,
+        inner_state=None,
+    )
 
 
 def test_pmap_equals_single_device():
