@@ -346,3 +346,102 @@ def test_malenia_rule_is_jnigt_rules():
     opt = jnigt.malenia(optax.sgd(1.0), batch_size=2, num_agents=2)
     _, s = opt.update(jnp.ones((2, 1)), opt.init(jnp.zeros(1)), counts=jnp.array([1, 1]))
     assert bool(s.closed) == bool(rules.malenia_ready_counts(np.array([1, 1]), 2))
+
+
+# ---------------------------------------------------------------- TrainConfig and memory
+
+
+def test_train_config_accepts_numpy_numbers_and_stores_python_ones():
+    import dataclasses
+    import json
+
+    from jnigt.training import TrainConfig
+
+    c = TrainConfig(
+        num_agents=np.int64(4),
+        batch_size=np.int32(8),
+        learning_rate=np.float32(0.25),
+        momentum=np.float64(0.5),
+        hidden_sizes=[np.int64(8)],
+        malenia_drop_after=np.int64(3),
+    )
+    assert type(c.num_agents) is int and type(c.learning_rate) is float and c.hidden_sizes == (8,)
+    json.dumps(dataclasses.asdict(c))  # the run's config.json
+    hash(c)
+    assert c.malenia_patience == 20 and c.malenia_drop_after == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs, err, match",
+    [
+        (dict(num_agents=True), TypeError, "num_agents: must be an int >= 1"),
+        (dict(num_agents=4.0), TypeError, "num_agents: must be an int"),
+        (dict(batch_size=np.int64(0)), ValueError, "batch_size: must be an int >= 1"),
+        (dict(learning_rate="0.1"), TypeError, "learning_rate: must be a number"),
+        (dict(learning_rate=float("inf")), ValueError, "learning_rate: must be a finite number"),
+        (dict(discount=1.5), ValueError, "discount: must be in"),
+        (dict(hidden_sizes=64), TypeError, "hidden_sizes"),
+        (dict(malenia_patience=0), ValueError, "malenia_patience: must be an int >= 1"),
+        (dict(malenia_drop_after=1.5), TypeError, "malenia_drop_after"),
+        (dict(policy="cnn"), ValueError, "policy: unknown policy; valid policies: mlp, linear"),
+    ],
+)
+def test_train_config_bad_fields(kwargs, err, match):
+    from jnigt.training import TrainConfig
+
+    with pytest.raises(err, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_memory_formula_by_hand():
+    from jnigt.training import memory
+
+    # per slot: H(obs + 2 act + 4) + H(2 sum(hidden) + 2 act) + 4 obs + P = 10*9 + 10*34 + 12 + 100 = 542
+    assert memory.slot_floats(10, 3, 1, 100, (8, 8)) == 542
+    est = memory.estimate_round_bytes(5, 10, 3, 1, 100, hidden_sizes=(8, 8), local_agents=2, num_devices=3)
+    assert est == 2 * 3 * 4 * (5 * 542 + 6 * 100)
+
+
+def test_memory_estimate_bounds_what_xla_allocates():
+    import jnigt_envs
+    from jnigt.gradients import gpomdp
+    from jnigt.training import TrainConfig, memory
+
+    slots, horizon, hidden = 64, 32, (32, 32)
+    cfg = TrainConfig(env="fast", backend=None, hidden_sizes=hidden, horizon=horizon)
+    env = jnigt_envs.make_env("fast")
+    policy = cfg.make_policy(env)
+    params = policy.init(jax.random.key(0))
+    f = jax.jit(
+        lambda p, keys: jax.vmap(lambda k: gpomdp.trajectory_gradient(policy, env, p, k, 0, horizon, 0.99))(
+            keys
+        )
+    )
+    m = f.lower(params, jax.random.split(jax.random.key(1), slots)).compile().memory_analysis()
+    measured = m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
+    num_params = sum(x.size for x in jax.tree.leaves(params))
+    est = memory.estimate_round_bytes(
+        slots, horizon, env.observation_size, env.action_size, num_params, hidden_sizes=hidden
+    )
+    assert measured <= est <= 4 * measured, (measured, est)
+
+
+def test_memory_check_refuses_huge_batches():
+    from jnigt.training import TrainConfig, memory
+
+    big = TrainConfig(batch_size=3 * 10**9, horizon=64)
+    with pytest.raises(ValueError, match=r"batch_size=3000000000.*int32 indexing"):
+        memory.check_round_memory(big, obs_size=4, action_size=1, num_params=4500)
+    with pytest.raises(ValueError, match=r"batch_size=1000000000.*TiB but only"):
+        memory.check_round_memory(TrainConfig(batch_size=10**9), obs_size=4, action_size=1, num_params=4500)
+    huge = TrainConfig(batch_size=2 * 10**7, horizon=64)
+    with pytest.raises(
+        ValueError, match=r"batch_size=20000000, num_agents=10, horizon=64.*TiB but only 23.0 GiB"
+    ):
+        memory.check_round_memory(huge, obs_size=4, action_size=1, num_params=4500, limit=23 * 2**30)
+    small = TrainConfig(batch_size=20, horizon=64)
+    est = memory.check_round_memory(small, obs_size=4, action_size=1, num_params=4500, limit=2**30)
+    assert 0 < est < 2**30
+    memory.check_round_memory(small, obs_size=4, action_size=1, num_params=4500)  # default: available RAM
+    with pytest.raises(ValueError, match="lower batch_size"):
+        memory.check_memory(10, limit=9)
