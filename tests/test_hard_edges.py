@@ -445,3 +445,103 @@ def test_memory_check_refuses_huge_batches():
     memory.check_round_memory(small, obs_size=4, action_size=1, num_params=4500)  # default: available RAM
     with pytest.raises(ValueError, match="lower batch_size"):
         memory.check_memory(10, limit=9)
+
+
+# ---------------------------------------------------------------- run.py: out_dir, checkpoints, metrics
+
+RUN = dict(
+    env="fast",
+    backend=None,
+    hidden_sizes=(8,),
+    horizon=8,
+    batch_size=8,
+    num_agents=4,
+    rounds=6,
+    eval_every=2,
+    eval_episodes=2,
+)
+
+
+def _train(tmp, **kw):
+    from jnigt.training import TrainConfig, train
+
+    return train(TrainConfig(**RUN), str(tmp), num_devices=1, progress=False, tensorboard=False, **kw)
+
+
+def test_out_dir_that_is_a_file_or_inside_one_is_refused(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(ValueError, match=r"out_dir .*file is a file, not a folder"):
+        _train(f)
+    with pytest.raises(ValueError, match=r"out_dir .*file/sub cannot be created or written"):
+        _train(f / "sub")
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_older_one(tmp_path):
+    import json
+
+    _, full, rows_full = _train(tmp_path / "a")
+    _train(tmp_path / "b", stop_after_chunks=2)  # checkpoints at rounds 2 and 4
+    (tmp_path / "b" / "checkpoints" / "4" / "default" / "_METADATA").write_bytes(b"\xff\xfe not json")
+    with pytest.warns(
+        UserWarning, match=r"checkpoints/4 is unreadable .*resumed from the older checkpoint of round 2"
+    ):
+        _, resumed, rows = _train(tmp_path / "b")
+    chex.assert_trees_all_equal(resumed.params, full.params)
+    assert rows == rows_full
+    assert [json.loads(x) for x in open(tmp_path / "b" / "metrics.jsonl")] == rows_full
+    assert (tmp_path / "b" / "checkpoints_unreadable" / "4").is_dir()
+
+
+def test_no_readable_checkpoint_says_what_to_do(tmp_path):
+    _train(tmp_path, stop_after_chunks=1)
+    (tmp_path / "checkpoints" / "2" / "default" / "_METADATA").write_bytes(b"\xff")
+    with pytest.raises(ValueError, match=r"no checkpoint in .*checkpoints can be read .*--no-resume"):
+        _train(tmp_path)
+    _, st, rows = _train(tmp_path, resume=False)  # starting over works
+    assert int(st.round) == 6 and len(rows) == 7
+
+
+def test_metrics_line_cut_after_the_checkpoint_does_not_block_resuming(tmp_path):
+    _, full, rows_full = _train(tmp_path / "a")
+    _train(tmp_path / "b", stop_after_chunks=1)
+    with open(tmp_path / "b" / "metrics.jsonl", "a") as f:
+        f.write('{"round": 3, "time": 1.5, "env_steps": 12, "grads_u')  # cut by a crash
+    _, resumed, rows = _train(tmp_path / "b")
+    assert rows == rows_full
+    chex.assert_trees_all_equal(resumed.params, full.params)
+
+
+def test_corrupt_metrics_row_before_the_checkpoint_is_an_error(tmp_path):
+    _train(tmp_path, stop_after_chunks=2)
+    lines = open(tmp_path / "metrics.jsonl").read().splitlines()
+    lines[1] = lines[1][:20]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        ValueError, match=r"metrics.jsonl, line 2: a corrupt metrics row before the checkpoint"
+    ):
+        _train(tmp_path)
+
+
+def test_starved_agent_stops_the_run_with_a_clear_error():
+    import types
+
+    from jnigt.training import TrainConfig
+    from jnigt.training.run import _check_agents
+
+    def state_after(opt, calls):
+        s = opt.init(jnp.zeros(2))
+        g = jnp.ones((3, 2)).at[2].set(jnp.nan)
+        for _ in range(calls):
+            _, s = opt.update(g, s, counts=jnp.ones(3, jnp.int32))
+        return types.SimpleNamespace(
+            opt_state=jax.tree.map(lambda x: x[None], s)
+        )  # a device axis, as the loop keeps
+
+    cfg = TrainConfig(method="malenia", num_agents=3, malenia_patience=4)
+    _check_agents(cfg, state_after(jnigt.malenia(optax.sgd(1.0), 3, 3), 3), set())
+    with pytest.raises(ValueError, match=r"agent\(s\) \[2\] .*malenia_patience=4.*malenia_drop_after=k"):
+        _check_agents(cfg, state_after(jnigt.malenia(optax.sgd(1.0), 3, 3), 4), set())
+    dropping = TrainConfig(method="malenia", num_agents=3, malenia_drop_after=2)
+    with pytest.warns(UserWarning, match="agent 2 sent only non-finite gradients .* was dropped"):
+        _check_agents(dropping, state_after(jnigt.malenia(optax.sgd(1.0), 3, 3, drop_after=2), 5), set())

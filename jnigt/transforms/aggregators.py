@@ -61,9 +61,9 @@ class AggregatorState(NamedTuple):
     dropped: int32, gradients dropped so far (non-finite contributions' counts, and what a
       dropped agent sent after it was dropped).
     starved: int32 [num_agents], per agent, consecutive calls with a non-finite contribution
-      while another active agent sent a finite one. Rennala: shape [0] (its agent axis may
+      while another active agent sent a finite one. Rennala: the scalar -1 (its agent axis may
       change from call to call, so it keeps no per-agent state).
-    active: bool [num_agents], False for agents dropped by ``drop_after``. Rennala: shape [0].
+    active: bool [num_agents], False for agents dropped by ``drop_after``. Rennala: scalar True.
     inner_state: the inner transformation's state.
     """
 
@@ -101,8 +101,13 @@ def _host_agent_field(state, field: str, caller: str) -> np.ndarray:
         raise TypeError(
             f"{caller}: state must be (or contain) the AggregatorState of rennala/malenia/synchronized"
         )
+    x = getattr(agg, field)
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:  # sharded over several processes
+        from jax.experimental import multihost_utils
+
+        x = multihost_utils.process_allgather(x, tiled=True)
     # a leading device axis (one row per device, as the training loop keeps it) flattens to global agent order
-    return np.asarray(jax.device_get(getattr(agg, field))).reshape(-1)
+    return np.asarray(jax.device_get(x)).reshape(-1)
 
 
 def starved_agents(state: Any, patience: int) -> list[int]:
@@ -191,14 +196,15 @@ def _wrapper(
             acc = jax.tree.map(lambda p: jnp.zeros((num_agents,) + jnp.shape(p), jnp.result_type(p)), params)
         else:
             acc = optax.tree.zeros_like(params)
-        agents = num_agents if per_agent else 0
+        # Rennala keeps no per-agent state: scalar placeholders (orbax cannot save zero-size arrays)
+        agents = (num_agents,) if per_agent else ()
         acc, counts, dropped, starved, active = _device_local(
             (
                 acc,
-                jnp.zeros((agents,) if per_agent else (), jnp.int32),
+                jnp.zeros(agents, jnp.int32),
                 jnp.zeros([], jnp.int32),
-                jnp.zeros((agents,), jnp.int32),
-                jnp.ones((agents,), bool),
+                jnp.full(agents, 0 if per_agent else -1, jnp.int32),
+                jnp.ones(agents, bool),
             ),
             axis_name,
         )
