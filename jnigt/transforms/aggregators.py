@@ -58,8 +58,9 @@ class AggregatorState(NamedTuple):
       device's total); Malenia / synchronized: int32 [num_agents].
     rounds: int32, rounds closed so far.
     closed: bool, whether the last call closed a round (and stepped the inner transform).
-    dropped: int32, gradients dropped so far (non-finite contributions' counts, and what a
-      dropped agent sent after it was dropped).
+    dropped: int32, gradients dropped so far: non-finite contributions' counts, and everything
+      a dropped agent sent to the open round or after it was dropped. Every delivered gradient
+      is either in a closed round, in ``counts`` or in ``dropped``.
     starved: int32 [num_agents], per agent, consecutive calls with a non-finite contribution
       while another active agent sent a finite one. Rennala: the scalar -1 (its agent axis may
       change from call to call, so it keeps no per-agent state).
@@ -246,7 +247,8 @@ def _wrapper(
             acc = jax.tree.map(lambda a, u: a + jnp.sum(u, axis=0).astype(a.dtype), state.acc, updates)
         new_counts = state.counts + (counts if per_agent else jnp.sum(counts))
         if drop_after is not None:
-            # an agent dropped now leaves the open round too (its rows were non-finite in this call)
+            # an agent dropped now leaves the open round too: what it sent earlier in the round is dropped
+            n_dropped += jnp.sum(jnp.where(active, 0, new_counts)).astype(jnp.int32)
             acc = jax.tree.map(lambda a: jnp.where(_rows(active, a), a, jnp.zeros_like(a)), acc)
             new_counts = jnp.where(active, new_counts, 0)
         close = close_fn(new_counts, state.rounds, active)
