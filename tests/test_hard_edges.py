@@ -118,6 +118,14 @@ def test_apply_if_finite_composes_inside_the_aggregator():
     chex.assert_tree_all_finite(s.inner_state.inner_state)
 
 
+def test_apply_if_finite_outside_the_aggregator_says_where_it_goes():
+    opt = optax.apply_if_finite(jnigt.rennala(jnigt.nigt(0.1, 0.5), 2), 3)
+    p = jnp.zeros(2)
+    for update in (opt.update, jax.jit(opt.update)):
+        with pytest.raises(TypeError, match=r"apply_if_finite cannot wrap jnigt.rennala.*put it inside"):
+            update(jnp.ones((2, 2)), opt.init(p), p, counts=jnp.array([1, 1]))
+
+
 def test_inject_hyperparams_inside_aggregators_under_scan():
     for wrap in (
         lambda inner: jnigt.rennala(inner, 2),
@@ -318,6 +326,13 @@ C = jnp.ones(3, jnp.int32)
             "tree structure",
         ),
         (lambda: jnigt.nigt_eval_params(P, None), ValueError, "NigtState"),
+        (
+            lambda: jnigt.nigt(0.1, 0.5).update(
+                jnp.ones(3, jnp.int32), jnigt.nigt(0.1, 0.5).init(jnp.ones(3))
+            ),
+            TypeError,
+            "float array",
+        ),
     ],
 )
 def test_bad_input_gives_a_clear_message(call, err, match):

@@ -8,6 +8,7 @@ transformations: hyperparameters that may be JAX arrays or tracers (``optax.inje
 from __future__ import annotations
 
 import numbers
+import sys
 
 import jax
 import numpy as np
@@ -82,6 +83,27 @@ def state(value, expected: type, where: str) -> None:
         )
 
 
+def not_inside_apply_if_finite(where: str) -> None:
+    """Refuse ``optax.apply_if_finite(aggregator)``: its reject branch zero-fills with the shape of the
+    contributions (leading agent axis) while the accept branch returns params-shaped updates, which
+    ``lax.cond`` can only report as "cond branches must have equal output types"."""
+    frame = sys._getframe(2)
+    for _ in range(8):
+        if frame is None:
+            return
+        code = frame.f_code
+        if code.co_name == "do_update" and code.co_filename.replace("\\", "/").endswith(
+            "optax/transforms/_conditionality.py"
+        ):
+            raise TypeError(
+                f"optax.apply_if_finite cannot wrap jnigt.{where}: the aggregator turns per-agent contributions "
+                f"into params-shaped updates, which apply_if_finite cannot zero-fill. {where} already drops "
+                f"non-finite agents; to guard the inner step, put it inside: "
+                f"jnigt.{where}(optax.apply_if_finite(inner, max_consecutive_errors), ...)"
+            )
+        frame = frame.f_back
+
+
 def same_tree(name: str, tree, reference, reference_name: str, leading: int = 0) -> None:
     """``tree`` has the structure of ``reference`` and each leaf is ``[leading axes..., *ref.shape]``."""
     t_def, r_def = jax.tree.structure(tree), jax.tree.structure(reference)
@@ -100,6 +122,14 @@ def _shape(x) -> tuple:
     return tuple(x.shape) if hasattr(x, "shape") else tuple(np.shape(x))
 
 
+def float_leaves(name: str, tree) -> None:
+    """Every leaf of ``tree`` is a floating-point array."""
+    for leaf in jax.tree.leaves(tree):
+        dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"every leaf of {name} must be a float array, got dtype {dtype}")
+
+
 def contributions(updates, counts, expected_agents: int | None = None) -> int:
     """Check per-agent contributions; return the size of the leading agent axis.
 
@@ -111,10 +141,7 @@ def contributions(updates, counts, expected_agents: int | None = None) -> int:
     leaves = jax.tree.leaves(updates)
     if not leaves:
         raise ValueError("updates must be a non-empty pytree of arrays with a leading agent axis")
-    for leaf in leaves:
-        dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
-        if not np.issubdtype(dtype, np.floating):
-            raise TypeError(f"every leaf of updates must be a float array, got dtype {dtype}")
+    float_leaves("updates", updates)
     shapes = [np.shape(leaf) for leaf in leaves]
     if any(len(s) == 0 for s in shapes):
         raise ValueError(

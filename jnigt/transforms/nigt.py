@@ -76,6 +76,7 @@ def nigt(learning_rate: optax.ScalarOrSchedule, momentum: float) -> optax.Gradie
         del params
         _checks.state(state, NigtState, "nigt")
         _checks.same_tree("updates", updates, state.momentum_buffer, "the params given to init")
+        _checks.float_leaves("updates", updates)
         first = state.count == 0
         d = jax.tree.map(
             lambda g, m: jnp.where(first, g, (1.0 - eta) * m + eta * g).astype(g.dtype),
