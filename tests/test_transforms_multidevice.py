@@ -63,6 +63,9 @@ METHODS = {
     "malenia": lambda axis, n: jnigt.malenia(
         jnigt.nigt(0.1, 0.5), batch_size=16, num_agents=n, axis_name=axis
     ),
+    "malenia_drop": lambda axis, n: jnigt.malenia(
+        jnigt.nigt(0.1, 0.5), batch_size=16, num_agents=n, axis_name=axis, drop_after=1
+    ),
     "synchronized": lambda axis, n: jnigt.synchronized(
         optax.sgd(0.1), per_agent=1, num_agents=n, axis_name=axis
     ),
