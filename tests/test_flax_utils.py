@@ -31,6 +31,7 @@ def test_flax_train_state_matches_the_plain_optax_path():
     x, y, counts = _data()
     params = model.init(jax.random.key(0), x[0, 0])["params"]
 
+    @jax.jit
     def grad_sums(p, xs, ys, c):
         # agent i's sum of its first c_i per-example gradients
         def one(xi, yi, ci):
@@ -50,10 +51,11 @@ def test_flax_train_state_matches_the_plain_optax_path():
         return state.apply_gradients(grads=grad_sums(state.params, xs, ys, c), counts=c)
 
     p_ref, s_ref = params, tx.init(params)
+    ref_update = jax.jit(tx.update)
     for t in range(x.shape[0]):
         state = flax_step(state, x[t], y[t], counts[t])
         g = grad_sums(p_ref, x[t], y[t], counts[t])
-        upd, s_ref = tx.update(g, s_ref, p_ref, counts=counts[t])
+        upd, s_ref = ref_update(g, s_ref, p_ref, counts=counts[t])
         p_ref = optax.apply_updates(p_ref, upd)
         chex.assert_trees_all_close(state.params, p_ref, atol=1e-6)
     assert int(state.step) == int(s_ref.rounds) >= 2

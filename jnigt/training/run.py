@@ -198,6 +198,8 @@ def train(
     checkpoints (``checkpoints/<round>``). ``stop_after_chunks`` ends the call early (as if killed
     after that many chunks) -- used to test resuming.
     """
+    if out_dir is not None:
+        out_dir = _prepare_out_dir(out_dir)  # before any compilation: a bad path fails fast
     trainer = _cached_trainer(config, num_devices, use_pmap)
     state = trainer.init_state()
     rows: list[dict] = []
@@ -205,7 +207,6 @@ def train(
     if out_dir is not None:
         import orbax.checkpoint as ocp
 
-        out_dir = _prepare_out_dir(out_dir)
         config_path = os.path.join(out_dir, CONFIG_FILE)
         config_json = json.dumps(dataclasses.asdict(config), indent=1, sort_keys=True)
         if resume and os.path.exists(config_path):
