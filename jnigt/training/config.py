@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
+import numpy as np
 import optax
 
 from jnigt import timing as timing_lib
+from jnigt import validate
 
 METHODS = ("rennala", "malenia", "synchronized", "afedpg")
 # Inner optimizers: "nigt" (the paper) or any optax optimizer that takes a learning rate.
@@ -29,6 +30,79 @@ def _times(spec, name):
             f"step_model: a single number is not a model; give a model name or one number per agent (got {spec!r})"
         )
     return values[0] if len(values) == 1 else values
+
+
+def _bad(config, field, msg):
+    raise ValueError(f"{field}: {msg} (got {getattr(config, field)!r})")
+
+
+def _name_in(allowed, what, plural):
+    def check(name, value):
+        if not isinstance(value, str) or value not in allowed:
+            raise ValueError(f"unknown {what}; valid {plural}: {', '.join(allowed)} (got {value!r})")
+        return value
+
+    return check
+
+
+def _name(name, value):
+    if not isinstance(value, str):
+        raise TypeError(f"must be a name (str), got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _optional_name(name, value):
+    return None if value is None else _name(name, value)
+
+
+def _spec(name, value):
+    """A model name or numbers: a str, or a number (comma-separated numbers as a str)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(validate.real(name, v) for v in np.asarray(value).reshape(-1).tolist())
+    return validate.real(name, value)
+
+
+def _hidden_sizes(name, value):
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"must be a tuple of ints >= 1, got {value!r}")
+    return tuple(validate.integer(name, v) for v in value)
+
+
+def _int(minimum):
+    return lambda name, value: validate.integer(name, value, minimum)
+
+
+# one check per field, in plain Python: numbers through jnigt.validate (NumPy scalars accepted, bool refused)
+_FIELD_CHECKS = {
+    "env": _name,
+    "backend": _optional_name,
+    "method": _name_in(METHODS, "method", "methods"),
+    "optimizer": _name_in(OPTIMIZERS, "optimizer", "optimizers"),
+    "policy": _name_in(POLICIES, "policy", "policies"),
+    "num_agents": _int(1),
+    "step_model": _spec,
+    "comm_model": _spec,
+    "jitter": lambda name, value: validate.real(name, value, low=0.0),
+    "stragglers": _int(0),
+    "dead": _int(0),
+    "allreduce_cost": _name,
+    "horizon": _int(1),
+    "discount": lambda name, value: validate.real(name, value, low=0.0, high=1.0),
+    "learning_rate": validate.positive,
+    "momentum": lambda name, value: validate.real(name, value, low=0.0, high=1.0, low_open=True),
+    "batch_size": _int(1),
+    "init_batch_size": validate.optional_integer,
+    "rounds": _int(1),
+    "eval_every": _int(1),
+    "eval_episodes": _int(1),
+    "hidden_sizes": _hidden_sizes,
+    "seed": _int(-(2**63)),
+    "malenia_slack": lambda name, value: validate.real(name, value, low=1.0),
+    "malenia_patience": _int(1),
+    "malenia_drop_after": validate.optional_integer,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,38 +136,29 @@ class TrainConfig:
     policy: str = "mlp"  # mlp (docs/algorithms.md#gpomdp) | linear (mu = W s + b, no tanh; LQR ground truth)
     seed: int = 0
     malenia_slack: float = 2.0  # slot buffer factor for Malenia under jitter
+    # Malenia with an agent that only sends non-finite gradients (docs/algorithms.md#malenia):
+    # stop with an error after malenia_patience such rounds, or drop the agent after
+    # malenia_drop_after rounds (None = never drop).
+    malenia_patience: int = 20
+    malenia_drop_after: int | None = None
 
     def __post_init__(self):
-        def bad(field, msg):
-            raise ValueError(f"{field}: {msg} (got {getattr(self, field)!r})")
-
-        if self.method not in METHODS:
-            bad("method", f"unknown method; valid methods: {', '.join(METHODS)}")
-        if self.policy not in POLICIES:
-            bad("policy", f"unknown policy; valid policies: {', '.join(POLICIES)}")
-        if self.optimizer not in OPTIMIZERS:
-            bad("optimizer", f"unknown optimizer; valid optimizers: {', '.join(OPTIMIZERS)}")
-        for name in ("num_agents", "horizon", "batch_size", "rounds", "eval_every", "eval_episodes"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                bad(name, "must be an int >= 1")
-        if self.init_batch_size is not None and (
-            not isinstance(self.init_batch_size, int) or self.init_batch_size < 1
-        ):
-            bad("init_batch_size", "must be None or an int >= 1")
-        if not 0.0 <= self.discount <= 1.0:
-            bad("discount", "must be in [0, 1]")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            bad("learning_rate", "must be a positive float")
-        if not 0.0 < self.momentum <= 1.0:
-            bad("momentum", "must be in (0, 1]")
+        """Check every field in plain Python (jnigt.validate) and store NumPy scalars as Python ones."""
+        for name, check in _FIELD_CHECKS.items():
+            value = getattr(self, name)
+            try:
+                value = check(name, value)
+            except (TypeError, ValueError) as e:
+                msg = str(e)
+                msg = msg[len(name) :].lstrip() if msg.startswith(name + " ") else msg
+                raise type(e)(f"{name}: {msg}") from None
+            object.__setattr__(self, name, value)
         if self.rounds % self.eval_every:
-            bad(
+            _bad(
+                self,
                 "rounds",
                 f"must be a multiple of eval_every={self.eval_every} (one jitted chunk per evaluation)",
             )
-        if self.malenia_slack < 1.0:
-            bad("malenia_slack", "must be >= 1")
 
     @property
     def first_batch(self) -> int:
