@@ -147,5 +147,6 @@ def test_no_ray_processes_remain_after_a_run(pool):
     cfg = TrainConfig(**{**LQR, "num_agents": 2}, method="synchronized", batch_size=2, rounds=2, eval_every=2)
     run = train_ray(cfg, slowdown=None)
     assert run.state["round"] == 2
+    assert [r["agent_counts"] for r in run.rows[1:]] == [[1, 1], [1, 1]]  # each agent its share, no more
     assert not ray.is_initialized()
     assert _ray_children() == []

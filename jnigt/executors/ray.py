@@ -19,7 +19,8 @@ sum, count 1, zeros for the other agents):
     malenia(nigt(alpha, eta), M, n)         docs/algorithms.md#malenia
     synchronized(nigt(alpha, eta), ceil(M / n), n)   docs/algorithms.md#synchronized
 
-When a round closes (``jnigt.has_updated``) the new point is put once in the object store and its
+Synchronized: an agent that delivered its ceil(M / n) gradients idles until the round closes (as in
+the simulator). When a round closes (``jnigt.has_updated``) the new point is put once in the object store and its
 ObjectRef handed to the agents. Every request carries its round id; a result for an older round is
 discarded (counted in ``grads_stale``), and agents still sleeping for an old round are woken up
 and restart at the new point (as the simulator resets every agent at a round's start).
@@ -405,7 +406,8 @@ def train_ray(
 
     metrics.jsonl rows: round, time, round_seconds (broadcast to close), env_steps, grads_used,
     grads_dropped (non-finite), grads_stale (discarded: computed at an older point), comms,
-    closed, grad_norm, train_return, agent_counts (per-agent gradients used), closer (the agent
+    closed, grad_norm, train_return, compute_seconds (mean seconds an agent spent computing one
+    used gradient, sleep excluded), agent_counts (per-agent gradients used), closer (the agent
     whose arrival closed the round; AFedPG: the arriving agent) and staleness (AFedPG: server
     steps since the gradient's point was sent); eval_return every ``eval_every`` rounds.
     """
@@ -613,8 +615,11 @@ def _run(
         version_sent[i] = tag
         inflight[fut] = i
 
+    # synchronized: each agent delivers exactly ceil(M / n) gradients per round, then idles
+    quota = math.ceil(c.batch_size / n) if c.method == "synchronized" else None
+    idle: set = set()
     counts = np.zeros(n, np.int64)
-    ret_sum, stale, dropped, round_steps = 0.0, 0, 0, 0
+    ret_sum, stale, dropped, round_steps, busy = 0.0, 0, 0, 0, 0.0
     t0 = time.perf_counter() - float(state["time"])
     opened = time.perf_counter()
     for i in live:
@@ -626,7 +631,7 @@ def _run(
             (fut,), _ = ray.wait(list(inflight), num_returns=1)
             i = inflight.pop(fut)
             try:
-                r_tag, _, grad, ret, steps, _ = ray.get(fut)
+                r_tag, _, grad, ret, steps, compute_s = ray.get(fut)
             except ray.exceptions.RayActorError as e:
                 agent_died(i, e)
                 continue
@@ -640,9 +645,13 @@ def _run(
             else:
                 counts[i] += 1
                 ret_sum += ret
+                busy += compute_s
                 round_steps += steps
             if not bool(closed):
-                submit(i)
+                if quota is None or counts[i] < quota:
+                    submit(i)
+                else:
+                    idle.add(i)  # synchronized: delivered its share, waits for the round to close
                 continue
             # -- the round closed (AFedPG: the server stepped): broadcast the new point once
             now = time.perf_counter()
@@ -662,6 +671,7 @@ def _run(
                 "closed": True,
                 "grad_norm": float(gnorm),
                 "train_return": ret_sum / max(used, 1),
+                "compute_seconds": busy / max(used, 1),
                 "agent_counts": counts.tolist(),
                 "closer": i,
             }
@@ -675,8 +685,12 @@ def _run(
                     if k != i:
                         actors[k].preempt.remote(tag)
             submit(i)
+            for k in sorted(idle):
+                if k in live:
+                    submit(k)
+            idle.clear()
             counts[:] = 0
-            ret_sum, stale, dropped, round_steps = 0.0, 0, 0, 0
+            ret_sum, stale, dropped, round_steps, busy = 0.0, 0, 0, 0, 0.0
             if rnd % c.eval_every == 0:
                 row["eval_return"] = float(evaluate(params, opt_state, rnd))
             emit(row)
