@@ -55,6 +55,8 @@ def test_agent_delays_follow_the_time_model_and_reject_bad_input():
         agent_delays(cfg, "step", -1.0)
     with pytest.raises(TypeError, match="config"):
         train_ray(dict(LQR))
+    with pytest.raises(ValueError, match="agents must hold num_agents=4"):
+        train_ray(cfg, agents=[None, None])
 
 
 def test_rennala_fast_agents_contribute_more_per_round(pool):
@@ -78,6 +80,18 @@ def test_malenia_stop_rule_holds_on_real_arrivals(pool):
         before[row["closer"]] -= 1
         assert not malenia_ready_counts(before, 8), row  # ... and did not one arrival earlier
     assert all(r["closed"] for r in run.rows[1:])
+
+
+def test_afedpg_steps_on_every_arrival_with_real_staleness(pool):
+    cfg = TrainConfig(**LQR, method="afedpg", step_model="1,1,8,8", rounds=24, eval_every=12)
+    run = train_ray(cfg, slowdown="trajectory", time_scale=4e-3, agents=pool)
+    rows = run.rows[1:]
+    assert [r["round"] for r in rows] == list(range(1, 25)) and all(r["grads_used"] == 1 for r in rows)
+    assert [r["env_steps"] for r in rows] == [10 * k for k in range(1, 25)]  # LQR never terminates: H each
+    slow = [r["staleness"] for r in rows if r["closer"] >= 2]
+    fast = [r["staleness"] for r in rows if r["closer"] < 2]
+    assert slow and max(slow) >= 3, rows  # a slow agent's gradient is several server steps old
+    assert np.mean(fast) < np.mean(slow)
 
 
 def _gap(env, policy, params, cfg):

@@ -35,8 +35,9 @@ accumulated in the open round still count). Malenia and synchronized need every 
 round, so they stop with a ``RuntimeError`` naming the agent.
 
 Outputs, as a simulated run (``jnigt.training.train``): ``config.json``, ``metrics.jsonl`` (one row
-per closed round, AFedPG: per arrival, ``time`` = wall-clock seconds since the start, excluding
-actor start-up and JIT warm-up), TensorBoard events under ``tb/`` and orbax checkpoints under
+per closed round, AFedPG: per applied arrival, ``time`` = wall-clock seconds since the start,
+excluding actor start-up and JIT warm-up but including the learner's evaluations and checkpoints,
+during which the agents keep working), TensorBoard events under ``tb/`` and orbax checkpoints under
 ``checkpoints/`` after every ``eval_every`` rounds. A killed run started again on the same
 ``out_dir`` resumes from its last checkpoint (wall-clock time continues from the saved time;
 AFedPG agents restart at the restored point). Arrival order is real, so runs are not
@@ -309,7 +310,7 @@ def _build_learner(config, policy, env, n):
     import jax.numpy as jnp
     import optax
 
-    from jnigt import malenia, nigt_eval_params, rennala, synchronized
+    from jnigt import has_updated, malenia, nigt_eval_params, rennala, synchronized
     from jnigt.gradients.gpomdp import rollout
 
     inner = _inner_optimizer(config)
@@ -339,7 +340,7 @@ def _build_learner(config, policy, env, n):
         counts = jnp.zeros((rows,), jnp.int32).at[row].set(1)
         before = opt_state.dropped
         upd, opt_state = tx.update(contrib, opt_state, params, counts=counts)
-        closed = opt_state.closed
+        closed = has_updated(opt_state)
         return (
             optax.apply_updates(params, upd),
             opt_state,
@@ -374,7 +375,7 @@ def train_ray(
     out_dir: str | None = None,
     *,
     ray_address: str | None = None,
-    slowdown: str | None = "step",
+    slowdown: str | None = "config",
     time_scale: float = 1e-3,
     resume: bool = True,
     num_cpus: int | None = 2,
@@ -395,9 +396,11 @@ def train_ray(
       ray_address: join this Ray cluster (``ray.init(address=...)``); None starts a local Ray with
         ``num_cpus`` CPUs, no dashboard, no worker logs. If Ray is already initialised it is used
         as is and left running; a Ray started here is shut down on return or error.
-      slowdown, time_scale: emulated h_i (see the module docstring and :func:`agent_delays`).
+      slowdown, time_scale: emulated h_i (see the module docstring and :func:`agent_delays`);
+        ``slowdown="config"`` takes ``config.time_unit`` when the config has one, else ``"step"``.
       resume: continue from the last checkpoint in ``out_dir`` (the config must match).
-      agent_num_cpus: CPUs each actor reserves (0: any number of agents on a small machine).
+      agent_num_cpus: CPUs each actor reserves (0: any number of agents on a small machine; on a
+        cluster, 1 spreads the agents over the nodes).
       agents: ``config.num_agents`` actors from :func:`make_agents` to reuse (left running);
         None starts fresh actors and kills them at the end.
       preempt: wake agents sleeping for an old round when a new round starts.
@@ -416,6 +419,8 @@ def train_ray(
 
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a jnigt.training.TrainConfig, got {type(config).__name__}")
+    if slowdown == "config":
+        slowdown = getattr(config, "time_unit", "step")
     delays = agent_delays(config, slowdown, time_scale)
     if ray_address is not None and not isinstance(ray_address, str):
         raise TypeError(f"ray_address must be a string such as 'auto' or 'host:6379', got {ray_address!r}")
