@@ -119,7 +119,7 @@ def test_rennala_nigt_shrinks_the_lqr_gap_and_resumes(pool, tmp_path):
     gap0 = _gap(env, policy, policy.init(jax.random.split(jax.random.key(cfg.seed))[1]), cfg)
     gap = _gap(env, policy, run.state["eval_params"], cfg)
     assert gap0 > 100.0
-    assert gap < 0.05 * gap0, (gap0, gap)
+    assert gap < 0.01 * gap0, (gap0, gap)  # the cost gap shrinks by at least 100x
     with pytest.raises(ValueError, match="different config"):
         train_ray(
             TrainConfig(**{**LQR, "learning_rate": 0.2}, method="rennala", rounds=60, eval_every=30), out
@@ -158,7 +158,13 @@ def _ray_children():
 
 def test_no_ray_processes_remain_after_a_run(pool):
     ray.shutdown()  # the module's Ray: train_ray starts and stops its own
-    cfg = TrainConfig(**{**LQR, "num_agents": 2}, method="synchronized", batch_size=2, rounds=2, eval_every=2)
+    cfg = TrainConfig(
+        **{**LQR, "num_agents": 2, "eval_episodes": 1},
+        method="synchronized",
+        batch_size=2,
+        rounds=2,
+        eval_every=2,
+    )
     run = train_ray(cfg, slowdown=None)
     assert run.state["round"] == 2
     assert [r["agent_counts"] for r in run.rows[1:]] == [[1, 1], [1, 1]]  # each agent its share, no more

@@ -50,6 +50,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import sys
 import threading
 import time
@@ -398,7 +399,8 @@ def train_ray(
         as is and left running; a Ray started here is shut down on return or error.
       slowdown, time_scale: emulated h_i (see the module docstring and :func:`agent_delays`);
         ``slowdown="config"`` takes ``config.time_unit`` when the config has one, else ``"step"``.
-      resume: continue from the last checkpoint in ``out_dir`` (the config must match).
+      resume: continue from the last checkpoint in ``out_dir`` (the config must match); False
+        starts over, deleting ``out_dir/checkpoints``.
       agent_num_cpus: CPUs each actor reserves (0: any number of agents on a small machine; on a
         cluster, 1 spreads the agents over the nodes).
       agents: ``config.num_agents`` actors from :func:`make_agents` to reuse (left running);
@@ -532,6 +534,8 @@ def _run(
                         f"out_dir {out_dir} holds a run with a different config or executor settings; "
                         "use a new out_dir or pass resume=False"
                     )
+        if not resume:  # start over: older checkpoints would shadow this run's (orbax skips old steps)
+            shutil.rmtree(os.path.join(out_dir, "checkpoints"), ignore_errors=True)
         manager = ocp.CheckpointManager(
             os.path.join(out_dir, "checkpoints"),
             options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
