@@ -20,10 +20,12 @@ sum, count 1, zeros for the other agents):
     synchronized(nigt(alpha, eta), ceil(M / n), n)   docs/algorithms.md#synchronized
 
 Synchronized: an agent that delivered its ceil(M / n) gradients idles until the round closes (as in
-the simulator). When a round closes (``jnigt.has_updated``) the new point is put once in the object store and its
-ObjectRef handed to the agents. Every request carries its round id; a result for an older round is
-discarded (counted in ``grads_stale``), and agents still sleeping for an old round are woken up
-and restart at the new point (as the simulator resets every agent at a round's start).
+the simulator). When a round closes (``jnigt.has_updated``) the new point is put once in the object
+store and its ObjectRef broadcast to every agent (``preempt=True``). Every request carries its round
+id: an agent busy for an older round drops that work and restarts at the new point, at once if it
+is sleeping, after its current gradient if it is computing (as the simulator resets every agent at
+a round's start); a result for an older round that still reaches the learner is dropped. Both
+count in ``grads_stale``.
 
 AFedPG (docs/algorithms.md#afedpg): the server optimizer steps on every single arrival; each
 gradient was computed at the point that agent was last sent (real staleness, reported per row),
@@ -171,8 +173,8 @@ class Agent:
 
     ``setup`` (re)configures it for a run, so a pool of actors (:func:`make_agents`) can serve
     many runs without restarting processes. Trajectory keys:
-    ``fold_in(fold_in(fold_in(key(seed), tag), agent), j)`` for the agent's j-th request with tag
-    ``tag`` (the round id, or the server version for AFedPG).
+    ``fold_in(fold_in(fold_in(key(seed), tag), agent), j)`` for the agent's j-th trajectory of the
+    run, computed at the point with tag ``tag`` (the round id, or the server version for AFedPG).
     """
 
     def __init__(self):
@@ -180,8 +182,7 @@ class Agent:
 
         self._cache: dict = {}
         self._cv = threading.Condition()
-        self._newest = -1
-        self._generation = 0
+        self._newest, self._next, self._generation, self._count = -1, None, 0, 0
 
     def setup(self, agent, env_name, backend, policy_kwargs, horizon, discount, seed, delay, jitter, params):
         """Configure for a run and compile (and run once) the gradient; returns the seconds it took."""
@@ -216,16 +217,22 @@ class Agent:
         jax.block_until_ready(self._grad(params, int(seed), 0, 0))
         with self._cv:
             self._generation += 1
-            self._newest = -1
+            self._newest, self._next, self._count = -1, None, 0
             self._cv.notify_all()
         self.agent, self.seed, self.delay, self.jitter = int(agent), int(seed), float(delay), float(jitter)
         self._rng = np.random.default_rng([int(seed), int(agent)])
         return time.perf_counter() - t0
 
-    def preempt(self, tag: int) -> None:
-        """A newer round ``tag`` started: stop sleeping for older requests."""
+    def preempt(self, tag: int, params=None) -> None:
+        """Round ``tag`` started at ``params`` (the broadcast point; Ray resolves its ObjectRef).
+
+        A request for an older round stops sleeping and, given ``params``, restarts there at once
+        (its work is discarded); without ``params`` it returns without a gradient.
+        """
         with self._cv:
-            self._newest = max(self._newest, int(tag))
+            if int(tag) > self._newest:
+                self._newest = int(tag)
+                self._next = None if params is None else (int(tag), params)
             self._cv.notify_all()
 
     def stop(self) -> None:
@@ -234,28 +241,40 @@ class Agent:
             self._generation += 1
             self._cv.notify_all()
 
-    def compute(self, tag: int, params, j: int):
+    def compute(self, tag: int, params):
         """One trajectory's loss gradient at ``params``, then the emulated delay.
 
-        Returns ``(tag, agent, grad | None, return, env_steps, compute_seconds)``; grad is None when
-        a newer round started meanwhile (the work is discarded).
+        Returns ``(tag, agent, grad | None, return, env_steps, compute_seconds, discarded)``: ``tag``
+        is the round the gradient belongs to (newer than the request's if a preempt moved it on),
+        grad is None when nothing usable came out, ``discarded`` counts trajectories abandoned
+        because a newer round started.
         """
-        t0 = time.perf_counter()
         generation = self._generation
-        grad, ret, steps = self._grad(params, self.seed, int(tag), int(j))
-        grad = _host_tree(grad)
-        compute_s = time.perf_counter() - t0
-        delay = self.delay
-        if self.jitter > 0:
-            delay *= math.exp(self.jitter * self._rng.standard_normal() - 0.5 * self.jitter**2)
-        with self._cv:
-            done = lambda: self._newest > tag or self._generation != generation
-            if delay > 0:
-                self._cv.wait_for(done, timeout=delay)
-            stale = done()
-        if stale:
-            return tag, self.agent, None, 0.0, 0, compute_s
-        return tag, self.agent, grad, float(ret), int(steps), compute_s
+        busy, discarded = 0.0, 0
+        while True:
+            with self._cv:
+                if self._generation != generation:
+                    return tag, self.agent, None, 0.0, 0, busy, discarded
+                if self._newest > tag:
+                    if self._next is None:
+                        return tag, self.agent, None, 0.0, 0, busy, discarded
+                    tag, params = self._next
+                j = self._count
+                self._count += 1
+            t0 = time.perf_counter()
+            grad, ret, steps = self._grad(params, self.seed, int(tag), int(j))
+            grad = _host_tree(grad)
+            busy += time.perf_counter() - t0
+            delay = self.delay
+            if self.jitter > 0:
+                delay *= math.exp(self.jitter * self._rng.standard_normal() - 0.5 * self.jitter**2)
+            with self._cv:
+                done = lambda: self._newest > tag or self._generation != generation
+                if delay > 0:
+                    self._cv.wait_for(done, timeout=delay)
+                if not done():
+                    return tag, self.agent, grad, float(ret), int(steps), busy, discarded
+                discarded += 1  # a newer round started: restart there (top of the loop)
 
 
 def _host_tree(tree):
@@ -405,7 +424,8 @@ def train_ray(
         cluster, 1 spreads the agents over the nodes).
       agents: ``config.num_agents`` actors from :func:`make_agents` to reuse (left running);
         None starts fresh actors and kills them at the end.
-      preempt: wake agents sleeping for an old round when a new round starts.
+      preempt: broadcast each new point to every agent, so that work for an old round stops at
+        once (False: agents learn about a new round only when their result comes back).
       stop_after_chunks: return after that many chunks of ``eval_every`` rounds (as if killed).
       on_round: ``on_round(round, actors)`` after each closed round (e.g. to inject faults).
 
@@ -613,14 +633,12 @@ def _run(
         bar = tqdm(total=c.rounds, initial=rnd, unit="round", desc=f"ray {c.method}+{c.optimizer}")
 
     inflight: dict = {}
-    per_agent_j = np.zeros(n, np.int64)
     version_sent = np.zeros(n, np.int64)  # AFedPG: the server version each agent computes at
     tag = rnd  # round id (Rennala, Malenia, synchronized) or server version (AFedPG)
     point_ref = ray.put(host)
 
     def submit(i):
-        fut = actors[i].compute.remote(tag, point_ref, int(per_agent_j[i]))
-        per_agent_j[i] += 1
+        fut = actors[i].compute.remote(tag, point_ref)
         version_sent[i] = tag
         inflight[fut] = i
 
@@ -640,12 +658,13 @@ def _run(
             (fut,), _ = ray.wait(list(inflight), num_returns=1)
             i = inflight.pop(fut)
             try:
-                r_tag, _, grad, ret, steps, compute_s = ray.get(fut)
+                r_tag, _, grad, ret, steps, compute_s, discarded = ray.get(fut)
             except ray.exceptions.RayActorError as e:
                 agent_died(i, e)
                 continue
+            stale += discarded  # abandoned by the agent when a newer round reached it
             if grad is None or (not afedpg and r_tag != tag):
-                stale += 1  # computed for an older round: discarded
+                stale += int(grad is not None)  # computed for an older round: discarded here
                 submit(i)
                 continue
             params, opt_state, closed, bad, gnorm = step(params, opt_state, grad, i)
@@ -692,7 +711,7 @@ def _run(
             if preempt and not afedpg:
                 for k in live:
                     if k != i:
-                        actors[k].preempt.remote(tag)
+                        actors[k].preempt.remote(tag, point_ref)
             submit(i)
             for k in sorted(idle):
                 if k in live:
