@@ -8,6 +8,7 @@ import json
 import os
 import warnings
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -117,6 +118,8 @@ def test_rennala_nigt_shrinks_the_lqr_gap_and_resumes(pool, tmp_path):
     assert [r["round"] for r in rows if "eval_return" in r] == [0, 30, 60]
     assert os.path.isdir(os.path.join(out, "tb"))
     gap0 = _gap(env, policy, policy.init(jax.random.split(jax.random.key(cfg.seed))[1]), cfg)
+    chex.assert_trees_all_equal_shapes_and_dtypes(run.state["params"], first.state["params"])
+    chex.assert_tree_all_finite(run.state["params"])
     gap = _gap(env, policy, run.state["eval_params"], cfg)
     assert gap0 > 100.0
     assert gap < 0.01 * gap0, (gap0, gap)  # the cost gap shrinks by at least 100x
