@@ -318,7 +318,7 @@ class Trainer:
 
         def one_arrival(st: TrainState, _):
             key, k_time, k_traj = jax.random.split(st.key, 3)
-            agent, t, next_finish, comm = timing_lib.afedpg_next(
+            agent, t, next_finish, _ = timing_lib.afedpg_next(
                 self.timing, c.horizon, timing_lib.AfedpgClock(st.next_finish), k_time
             )
             point = jax.tree.map(lambda s: s[agent], st.stale)
@@ -335,7 +335,8 @@ class Trainer:
             stale = jax.tree.map(lambda s, p: s.at[agent].set(p), st.stale, params)
             nigt = find_nigt_state(opt_state)
             grad_norm = optax.tree.norm(nigt.momentum_buffer) if nigt is not None else optax.tree.norm(upd)
-            time = t + comm
+            # the server's update time, as jnigt.timing.afedpg_next reports it (monotone over arrivals)
+            time = t
             st = st._replace(
                 params=params,
                 opt_state=opt_state,
