@@ -479,3 +479,106 @@ def test_vmapped_init_sweeps_learning_rates_in_the_optimizer_state():
 )
 def test_vmapped_init_sweeps_nigt_learning_rate_and_momentum():
     _vmapped_sweep("nigt")
+
+
+# ---------------------------------------------------------------------------- loop fixes
+@pytest.mark.parametrize("method, m_init", [("malenia", 4), ("malenia", 16), ("synchronized", 16)])
+def test_first_round_uses_init_batch_size(method, m_init):
+    """M_init (init_batch_size) sizes the first round of every aggregating method (equal times,
+    n = 4: every agent delivers M / 4), and every round still closes."""
+    cfg = TrainConfig(
+        **{
+            **LQR,
+            "method": method,
+            "step_model": "equal",
+            "init_batch_size": m_init,
+            "rounds": 3,
+            "eval_every": 3,
+        }
+    )
+    tr = Trainer(cfg, num_devices=1)
+    _, m, _ = tr.run_chunk(tr.init(cfg.seed))
+    np.testing.assert_array_equal(m["grads_used"], [m_init, 8, 8])
+    assert bool(jnp.all(m["closed"]))
+    np.testing.assert_allclose(np.diff(m["time"], prepend=0.0), np.array([m_init, 8, 8]) / 4 * cfg.horizon)
+
+
+def test_malenia_out_of_slot_buffers_stops_with_an_error_naming_malenia_slack():
+    cfg = TrainConfig(
+        env="lqr",
+        backend=None,
+        policy="linear",
+        method="malenia",
+        num_agents=10,
+        step_model="sqrt",
+        jitter=1.0,
+        malenia_slack=1.0,
+        horizon=4,
+        batch_size=10,
+        rounds=8,
+        eval_every=2,
+        eval_episodes=2,
+    )
+    with pytest.raises(ValueError, match="malenia_slack"):
+        train(cfg, None, num_devices=1, progress=False, tensorboard=False)
+
+
+# ---------------------------------------------------------------------------- command line
+def test_cli_parses_typed_options():
+    opts, configs = cli.parse_train([])  # the demo: Rennala NIGT against AFedPG with the same gradient budget
+    assert [(c.method, c.optimizer) for c in configs] == [("rennala", "nigt"), ("afedpg", "nigt")]
+    assert configs[1].rounds == configs[0].rounds * configs[0].batch_size and opts.out == "runs/demo"
+    assert opts.resume and opts.plot and not opts.pmap
+    argv = ["--method", "malenia", "--step-model", "1,10", "--num-agents", "2", "--backend", "none"]
+    opts, (c,) = cli.parse_train(
+        [*argv, "--comm-model", "0.5", "--hidden-sizes", "8", "--no-resume", "--pmap"]
+    )
+    assert (c.method, c.step_model, c.comm_model, c.backend, c.hidden_sizes) == (
+        "malenia",
+        (1.0, 10.0),
+        0.5,
+        None,
+        (8,),
+    )
+    assert not opts.resume and opts.pmap
+    _, (c,) = cli.parse_train(["--method", "afedpg", "--step-model", "1", "10", "--num-agents", "2"])
+    assert c.step_model == (1.0, 10.0) and c.rounds == TrainConfig().rounds  # a single run keeps its rounds
+    _, configs = cli.parse_train(["--methods", "rennala+adam,malenia", "--time-unit", "step"])
+    assert [(c.method, c.optimizer) for c in configs] == [("rennala", "adam"), ("malenia", "nigt")]
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["train", "--step-model", "1"], "step_model: a single number is not a model"),
+        (["train", "--time-unit", "hours"], "time_unit: must be one of step, trajectory"),
+        (["train", "--methods", ","], "--methods must list at least one method"),
+        (["train", "--momentum", "0"], "momentum"),
+        (["plot", "/nonexistent/run", "--out", "/nonexistent/dir/p.png"], ""),
+    ],
+)
+def test_cli_bad_value_is_one_line_and_verbose_shows_the_traceback(argv, match, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"jnigt {argv[0]}: error: ") and match in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert cli.main([*argv, "--verbose"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_cli_dispatches_and_helps(capsys):
+    assert cli.main([]) == 0 and "train,plot,theory" in capsys.readouterr().out
+    assert cli.main(["nope"]) == 2
+    for command, options in (
+        (
+            "train",
+            ("--time-unit", "--no-resume", "--no-plot", "--verbose", "--init-batch-size", "--malenia-slack"),
+        ),
+        ("plot", ("--x", "--title", "RUNS")),
+        ("theory", ()),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main([command, "--help"])
+        assert exit_.value.code == 0
+        out = capsys.readouterr().out
+        assert all(o in out for o in options), out

@@ -21,30 +21,55 @@ class TrainConfig:
     """
 
     env: str = "inverted_pendulum"
+    """a jnigt_envs name (e.g. inverted_pendulum, hopper, mirrored_inverted_pendulum, lqr, fast)"""
     backend: str | None = "spring"
+    """brax backend: spring, generalized, positional, mjx; None for jnigt's own envs"""
     method: str = "rennala"
+    """rennala | malenia | synchronized | afedpg (docs/algorithms.md)"""
     optimizer: str = "nigt"
+    """inner optimizer: nigt, or an optax optimizer: sgd, adam, adamw, rmsprop, adagrad, lion"""
     num_agents: int = 10
-    step_model: str | tuple[float, ...] = "sqrt"  # equal | sqrt | decreasing | random | (h_1, ..., h_n)
-    comm_model: str | float | tuple[float, ...] = "zero"  # zero | sqrt | sqrt_d | a number | (k_1, ..., k_n)
+    """n, the number of simulated agents"""
+    step_model: str | tuple[float, ...] = "sqrt"
+    """h_i, seconds per env step: equal | sqrt | decreasing | random, or one number per agent ("1,10")"""
+    comm_model: str | float | tuple[float, ...] = "zero"
+    """kappa_i, communication time: zero | sqrt | sqrt_d | one number | one number per agent"""
     jitter: float = 0.0
+    """sigma of the lognormal per-trajectory time factor (0 = fixed times)"""
     stragglers: int = 0
+    """agents made 100x slower"""
     dead: int = 0
+    """agents with infinite step time"""
     allreduce_cost: str = "max"
+    """charge of a closed round: max (max_i kappa_i) | arrived | none"""
     horizon: int = 64
+    """H, steps per trajectory"""
     discount: float = 0.99
+    """gamma"""
     learning_rate: float = 2.0**-5
+    """alpha"""
     momentum: float = 0.1
+    """eta in (0, 1] (nigt only; 1 = no momentum)"""
     batch_size: int = 20
+    """M, gradients per round"""
     init_batch_size: int | None = None
+    """M_init, gradients in the first round (default: M)"""
     rounds: int = 50
+    """steps to run (AFedPG: arrivals)"""
     eval_every: int = 10
+    """steps per jitted chunk; one evaluation after each"""
     eval_episodes: int = 16
+    """episodes per evaluation"""
     hidden_sizes: tuple[int, ...] = (64, 64)
-    policy: str = "mlp"  # mlp (SPEC section 1) | linear (mu = W s + b, no tanh; LQR ground truth)
+    """hidden layers of the mlp policy"""
+    policy: str = "mlp"
+    """mlp (tanh MLP Gaussian policy) | linear (mu = W s + b, no tanh; the LQR ground truth)"""
     seed: int = 0
-    malenia_slack: float = 2.0  # slot buffer factor for Malenia under jitter
-    time_unit: str = "step"  # "step": h_i per env step; "trajectory": h_i per gradient (jnigt.timing)
+    """PRNG seed of the run"""
+    malenia_slack: float = 2.0
+    """slot buffer factor for Malenia under jitter (>= 1)"""
+    time_unit: str = "step"
+    """step: h_i per env step | trajectory: h_i per gradient (docs/algorithms.md#simulated-time)"""
 
     def __post_init__(self):
         def bad(field, msg):
