@@ -1,4 +1,4 @@
-"""Heterogeneous multi-agent environments (SPEC sections 1 and 6).
+"""Heterogeneous multi-agent environments (docs/algorithms.md#gpomdp, #experiments).
 
 Each wrapper implements ``reset_agent(rng, agent_id)`` which stores ``agent_id`` (int32) in
 ``state.info['agent_id']``; ``step(state, action)`` reads it, so a batch of agents runs under one ``jax.vmap``.

@@ -23,7 +23,8 @@ BRAX_ENV_NAMES = (
 BASE_ENV_NAMES = BRAX_ENV_NAMES + ("lqr", "fast")
 ENV_NAMES = BASE_ENV_NAMES + tuple(f"mirrored_{n}" for n in BASE_ENV_NAMES)
 BACKENDS = ("generalized", "positional", "spring", "mjx")
-DEFAULT_BACKEND = "spring"  # choice: fastest classic backend on CPU (NOTES.md)
+# choice: the fastest classic backend on CPU (hopper, 64 envs: ~32k steps/s against ~7k for generalized)
+DEFAULT_BACKEND = "spring"
 
 
 def make_env(name: str, backend: str | None = None, **kwargs: Any) -> Env:

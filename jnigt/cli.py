@@ -11,11 +11,11 @@ import dataclasses
 import json
 import os
 import sys
-import traceback
 from typing import Annotated, Literal
 
 import tyro
 
+from jnigt.cli_support import quiet_dependency_noise, run_cli
 from jnigt.training.config import TrainConfig
 
 DEFAULT_METHODS = "rennala+nigt,afedpg+nigt"
@@ -159,11 +159,9 @@ def plot_main(argv: list[str] | None = None) -> int:
 
 
 def _theory_main(argv: list[str]) -> int:
-    # TODO(integrator): jnigt._theory_cli (theorydocs branch) takes over from jnigt.theory; tyro-fy it
-    try:
-        from jnigt._theory_cli import theory_main
-    except ImportError:
-        from jnigt.theory import theory_main
+    # TODO(integrator): tyro-fy jnigt._theory_cli like train and plot
+    from jnigt._theory_cli import theory_main
+
     return theory_main(argv)
 
 
@@ -176,13 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, file=sys.stdout if not argv or argv[0] in ("-h", "--help") else sys.stderr)
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     name, rest = argv[0], argv[1:]
-    try:
-        return COMMANDS[name](rest)
-    except (ValueError, TypeError, OSError) as e:  # bad input: one clear line, no traceback
-        if "--verbose" in rest:
-            traceback.print_exc()
-        print(f"jnigt {name}: error: {e}", file=sys.stderr)
-        return 2
+    verbose = "--verbose" in rest
+    quiet_dependency_noise(verbose)
+    # bad input (ValueError, TypeError, OSError): one line "jnigt: error: ...", exit 2; --verbose: traceback
+    return run_cli(lambda: COMMANDS[name](rest), verbose=verbose)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""Return against simulated time for one or many runs (matplotlib, PNG).
+"""Figures (matplotlib, PNG): return against simulated time for one or many runs, and the theory's
+predicted times against the number of agents.
 
 Runs with the same label (method+optimizer, plus env) are treated as seeds: the median is drawn
-with a shaded 20%-80% band, on a common grid of the x axis.
+with a shaded 20%-80% band, on a common grid of the x axis. matplotlib is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
+
+from jnigt import theory, validate
 
 
 def find_runs(paths: Sequence[str]) -> list[str]:
@@ -83,3 +86,45 @@ def plot_runs(paths: Sequence[str], out: str, x: str = "time", title: str | None
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def plot_predicted_times(
+    path,
+    n_values: Iterable[int],
+    step_model: str,
+    comm_model: str,
+    eps,
+    c: theory.Constants | None = None,
+    num_params: int | None = None,
+    formulas: str = "theorem",
+    title: str | None = None,
+):
+    """Draw the predicted time (:func:`jnigt.theory.predicted_times`, docs/algorithms.md#theory) of every method
+    against the number of agents (log-log) into a PNG at path.
+
+    Uses matplotlib's Agg canvas directly (no pyplot state).  Non-positive or infinite values are not drawn.
+    Returns path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ns = [validate.integer("n", n, 1) for n in n_values]
+    c = theory.Constants() if c is None else c
+    data = theory.predicted_times(ns, step_model, comm_model, eps, c, num_params, formulas)
+    fig = Figure(figsize=(7, 5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for name in theory.PREDICTED_METHODS:
+        y = np.asarray(data[name], dtype=float)
+        ok = np.isfinite(y) & (y > 0)
+        ax.plot(np.asarray(ns)[ok], y[ok], marker="o", markersize=3, label=theory.METHOD_LABELS[name])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("number of agents n")
+    ax.set_ylabel("predicted time (constants dropped)")
+    ax.set_title(title or f"step={step_model}, comm={comm_model}, eps={float(eps):g}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+    return path

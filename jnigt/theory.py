@@ -1,40 +1,38 @@
-"""Theoretical time complexities of the paper (SPEC section 5), as a small numpy calculator.
+"""Theoretical time complexities of the paper, as a small NumPy calculator. See docs/algorithms.md#theory.
 
-Everything here is pure numpy (matplotlib is imported only inside :func:`plot_predicted_times`), so the module
-can be used without JAX.  All formulas are *up to constants and logarithmic factors*, exactly as in
-"Asynchronous Policy Gradient Aggregation for Efficient Distributed Reinforcement Learning"
-(Tyurin, Spiridonov, Rudenko; arXiv 2509.24305):
+All formulas are *up to constants and logarithmic factors*, exactly as in "Asynchronous Policy Gradient
+Aggregation for Efficient Distributed Reinforcement Learning" (Tyurin, Spiridonov, Rudenko; arXiv 2509.24305):
 
-* :func:`rennala_nigt_time` -- Theorem 4.4 (homogeneous, Rennala NIGT).
+* :func:`rennala_nigt_time` -- Theorem 4.4 (homogeneous, Rennala NIGT), :func:`rennala_optimal_m` its m.
 * :func:`malenia_nigt_time` -- Theorem 5.1 (heterogeneous, Malenia NIGT).
 * :func:`table1` -- the homogeneous comparison of Table 1 (computation / communication, D, L and 1/(1-gamma)
-  dropped) and :func:`lower_bound_communication` (only the published kappa * eps^(-12/7) term).
-* :func:`rennala_close_time`, :func:`malenia_close_time`, :func:`synchronized_close_time` -- exact round
-  close times for fixed per-agent step times (SPEC section 4).
+  dropped), :func:`malenia_table_row` (Theorem 5.1 in that convention) and :func:`lower_bound_communication`
+  (only the published kappa * eps^(-12/7) term).
 * :func:`theory_hyperparameters` -- the theory-driven alpha, eta, M, M_init, H.
-* :func:`predicted_times`, :func:`format_table`, :func:`plot_predicted_times`, :func:`theory_main` --
-  the comparison across methods and numbers of agents, and the ``jnigt theory`` command.
+* :func:`predicted_times`, :func:`predicted_totals` -- the comparison across methods and numbers of agents.
+
+The timing models (``h_i``, ``kappa_i``) come from :mod:`jnigt.timing`; the text table is
+:func:`jnigt.report.format_table`, the plot :func:`jnigt.plotting.plot_predicted_times`, the command
+``jnigt theory`` lives in ``jnigt._theory_cli``; exact round close times for tests are in :mod:`jnigt.testing`.
 
 Conventions
 -----------
 ``h`` is the array of per-agent times per environment step (any order: every function sorts it ascending
 internally).  ``inf`` is allowed for dead agents; zero, negative or NaN times are rejected.  ``kappa`` is the
 scalar communication time the theorems use (choice: the cost of one AllReduce = ``max_i kappa_i``, see
-:func:`comm_time`).
+:func:`jnigt.timing.comm_time`).
 """
 
 from __future__ import annotations
 
-import argparse
-import heapq
 import math
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
+
+from jnigt import timing, validate
 
 __all__ = [
     "Constants",
@@ -42,26 +40,18 @@ __all__ = [
     "TABLE1_METHODS",
     "TABLE1_NOTES",
     "PREDICTED_METHODS",
-    "STEP_MODELS",
-    "COMM_MODELS",
+    "METHOD_LABELS",
+    "FORMULAS",
     "harmonic_prefix",
     "rennala_nigt_time",
     "rennala_optimal_m",
     "malenia_nigt_time",
     "table1",
+    "malenia_table_row",
     "lower_bound_communication",
-    "rennala_close_time",
-    "rennala_round_counts",
-    "malenia_close_time",
-    "synchronized_close_time",
     "theory_hyperparameters",
-    "step_times",
-    "comm_times",
-    "comm_time",
+    "predicted_totals",
     "predicted_times",
-    "format_table",
-    "plot_predicted_times",
-    "theory_main",
 ]
 
 
@@ -105,21 +95,25 @@ PREDICTED_METHODS = (
     "synchronous_vanilla_pg",
 )
 
-STEP_MODELS = ("equal", "sqrt", "decreasing")
-COMM_MODELS = ("zero", "sqrt", "sqrt_d")
+#: Display names of the methods (tables, plots).
+METHOD_LABELS = {
+    "rennala_nigt": "Rennala NIGT",
+    "malenia_nigt": "Malenia NIGT",
+    "synchronous_nigt": "Synchronous NIGT",
+    "afedpg": "AFedPG",
+    "rennala_pg": "Rennala PG",
+    "synchronous_vanilla_pg": "Synchronous vanilla PG",
+}
+
+#: ``predicted_times`` modes: Theorems 4.4/5.1 with the constants, or every method in Table 1 form.
+FORMULAS = ("theorem", "table")
 
 
 # ----------------------------------------------------------------------------------------------- validation
 
 
 def _check_eps(eps) -> float:
-    try:
-        e = float(eps)
-    except (TypeError, ValueError):
-        raise ValueError(f"eps must be a positive number, got {eps!r}") from None
-    if not (e > 0) or not math.isfinite(e):
-        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
-    return e
+    return validate.positive("eps", eps)
 
 
 def _check_kappa(kappa) -> float:
@@ -156,26 +150,6 @@ def _check_constants(c) -> Constants:
     if not (0 <= c.gamma < 1):
         raise ValueError(f"c.gamma must be in [0, 1), got {c.gamma!r}")
     return c
-
-
-def _check_positive(name: str, value, integer: bool = False):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
-    if not (v > 0) or not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    if integer:
-        if v != int(v):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        return int(v)
-    return v
-
-
-def _check_model(name: str, model, allowed: Sequence[str]) -> str:
-    if model not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {model!r}")
-    return model
 
 
 def _ceil(x: float) -> int:
@@ -315,127 +289,18 @@ def lower_bound_communication(kappa, eps) -> float:
     return 0.0 if kappa == 0 else kappa * eps ** (-12.0 / 7.0)
 
 
-def _malenia_table_row(hs: np.ndarray, kappa: float, eps: float) -> Table1Row:
+def malenia_table_row(h, kappa, eps) -> Table1Row:
     """Theorem 5.1 in the Table-1 convention (choice): D, L, sigma, 1/(1-gamma) dropped and the dominated
     terms removed exactly as Table 1 does for Rennala NIGT (eps^-1.5 <= eps^-2, 1/(n eps^2) <= 1/(n eps^3.5))::
 
         computation  h_n eps^-2 + mean_i(h_i) / (n eps^3.5),   communication  kappa eps^-2,   AllReduce yes
     """
+    hs = _check_h(h)
+    kappa = _check_kappa(kappa)
+    eps = _check_eps(eps)
     n = hs.size
     comp = float(hs[-1] * eps**-2 + np.mean(hs) / (n * eps**3.5))
     return Table1Row(comp, 0.0 if kappa == 0 else kappa * eps**-2, True)
-
-
-# ------------------------------------------------------------------------------------------- close times
-
-
-def rennala_close_time(h, horizon, batch_size) -> float:
-    """Close time of one Rennala round started at 0 with fixed times (SPEC section 4)::
-
-        the batch_size-th smallest value of j * H * h_i over j = 1, 2, ... and agents i
-
-    computed exactly with a heap over the agents' next arrivals (event time ``(j * H) * h_i``).
-    Dead agents (inf) never arrive; inf if fewer than batch_size gradients can ever arrive.
-    """
-    hs = _check_h(h)
-    H = _check_positive("horizon", horizon)
-    M = _check_positive("batch_size", batch_size, integer=True)
-    heap = [(H * float(hi), 1, float(hi)) for hi in hs if math.isfinite(hi)]
-    if not heap:
-        return math.inf
-    heapq.heapify(heap)
-    t = math.inf
-    for _ in range(M):
-        t, j, hi = heapq.heappop(heap)
-        heapq.heappush(heap, ((j + 1) * H * hi, j + 1, hi))
-    return float(t)
-
-
-def _counts_at(t: float, hs: np.ndarray, H: float) -> np.ndarray:
-    """#{j >= 1 : (j * H) * h_i <= t} per agent, consistent with the float event times used everywhere."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        q = np.floor(t / (H * hs))
-        q = np.where(np.isfinite(q), q, 0.0)
-        # correct the float division by one step either way
-        q = np.where((q + 1) * H * hs <= t, q + 1, q)
-        q = np.where((q > 0) & (q * H * hs > t), q - 1, q)
-    return q.astype(np.int64)
-
-
-def rennala_round_counts(h, horizon, batch_size) -> np.ndarray:
-    """Gradients each agent contributes to a Rennala round: ``#{j : j * H * h_i <= close}`` (order of ``h``).
-
-    Ties at the close time are all counted, so the sum can exceed batch_size.
-    """
-    arr = np.asarray(h, dtype=float).reshape(-1)
-    t = rennala_close_time(arr, horizon, batch_size)
-    if not math.isfinite(t):
-        return np.zeros(arr.size, dtype=np.int64)
-    return _counts_at(t, arr, float(horizon))
-
-
-def _malenia_ready(counts: np.ndarray, n: int, M: int) -> bool:
-    """every count >= 1 and ((1/n) sum 1/c_i)^(-1) >= M/n, i.e. n^2 >= M * sum_i 1/c_i (exact near the edge)."""
-    if np.any(counts < 1):
-        return False
-    s = float(np.sum(1.0 / counts))
-    lhs, rhs = float(n * n), M * s
-    if abs(lhs - rhs) > 1e-9 * lhs:
-        return lhs > rhs
-    exact = sum((Fraction(1, int(ci)) for ci in counts), Fraction(0))
-    return n * n >= M * exact
-
-
-def malenia_close_time(h, horizon, batch_size) -> float:
-    """Close time of one Malenia round started at 0 with fixed times (SPEC section 3)::
-
-        min t such that every c_i(t) >= 1 and ((1/n) sum_i 1/c_i(t))^(-1) >= batch_size / n,
-        c_i(t) = #{j >= 1 : j * H * h_i <= t}
-
-    inf if any agent is dead.  Exact: bisection on t (the condition is monotone in t) until the next arrival
-    after the lower end satisfies it; every answer is an arrival time ``(j * H) * h_i``.
-    """
-    hs = _check_h(h)
-    H = _check_positive("horizon", horizon)
-    M = _check_positive("batch_size", batch_size, integer=True)
-    n = hs.size
-    if not np.all(np.isfinite(hs)):
-        return math.inf
-    # every agent with ceil(M/n) gradients is enough: harmonic mean >= min count >= M/n
-    per = max(1, -(-M // n))
-    hi = float(np.max(per * H * hs))
-    lo = 0.0
-    for _ in range(400):
-        counts = _counts_at(lo, hs, H)
-        nxt_all = (counts + 1) * H * hs
-        nxt = float(np.min(nxt_all))
-        if _malenia_ready(_counts_at(nxt, hs, H), n, M):
-            return nxt
-        mid = 0.5 * (lo + hi)
-        if mid <= lo or mid >= hi:
-            break
-        if _malenia_ready(_counts_at(mid, hs, H), n, M):
-            hi = mid
-        else:
-            lo = mid
-    # fallback (should not happen): walk the arrivals one by one from lo
-    t = lo
-    while True:
-        counts = _counts_at(t, hs, H)
-        t = float(np.min((counts + 1) * H * hs))
-        if _malenia_ready(_counts_at(t, hs, H), n, M):
-            return t
-
-
-def synchronized_close_time(h, horizon, per_agent) -> float:
-    """Close time of a synchronized round: every agent computes per_agent trajectories::
-
-    per_agent * H * max_i h_i
-    """
-    hs = _check_h(h)
-    H = _check_positive("horizon", horizon)
-    p = _check_positive("per_agent", per_agent, integer=True)
-    return float(p * H * hs[-1])
 
 
 # ------------------------------------------------------------------------------------------ hyperparameters
@@ -465,73 +330,19 @@ def theory_hyperparameters(eps, c: Constants = Constants()) -> dict:
     )
 
 
-# ------------------------------------------------------------------------------------------- timing models
-
-
-def _check_n(n) -> int:
-    try:
-        ok = int(n) == n and int(n) >= 1
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"n must be a positive integer (number of agents), got {n!r}")
-    return int(n)
-
-
-def step_times(n, model: str = "equal") -> np.ndarray:
-    """Per-agent time per environment step h_i, i = 1..n::
-
-    'equal'      h_i = 1
-    'sqrt'       h_i = sqrt(i)
-    'decreasing' h_i = sqrt(n + 1 - i)
-    """
-    n = _check_n(n)
-    _check_model("step_model", model, STEP_MODELS)
-    i = np.arange(1, n + 1, dtype=float)
-    if model == "equal":
-        return np.ones(n)
-    if model == "sqrt":
-        return np.sqrt(i)
-    return np.sqrt(n + 1 - i)
-
-
-def comm_times(n, model: str = "zero", num_params: int | None = None) -> np.ndarray:
-    """Per-agent communication times kappa_i, i = 1..n::
-
-    'zero'    kappa_i = 0
-    'sqrt'    kappa_i = sqrt(i)
-    'sqrt_d'  kappa_i = sqrt(i) * d^(1/4), d = num_params (required)
-    """
-    n = _check_n(n)
-    _check_model("comm_model", model, COMM_MODELS)
-    i = np.arange(1, n + 1, dtype=float)
-    if model == "zero":
-        return np.zeros(n)
-    if model == "sqrt":
-        return np.sqrt(i)
-    if num_params is None:
-        raise ValueError("num_params must be given (a positive integer d) when comm_model is 'sqrt_d'")
-    d = _check_positive("num_params", num_params, integer=True)
-    return np.sqrt(i) * d**0.25
-
-
-def comm_time(n, model: str = "zero", num_params: int | None = None) -> float:
-    """Scalar kappa used by the theorems: ``max_i kappa_i`` of :func:`comm_times`.
-
-    Choice: an AllReduce waits for the slowest link, so one communication round costs max_i kappa_i
-    (= 0, sqrt(n), sqrt(n) d^(1/4) for 'zero', 'sqrt', 'sqrt_d').
-    """
-    return float(np.max(comm_times(n, model, num_params)))
-
-
 # ------------------------------------------------------------------------------------------- comparison
 
-FORMULAS = ("theorem", "table")
 
-
-def _predicted_for_h(
-    hs: np.ndarray, kappa: float, eps: float, c: Constants, formulas: str
+def predicted_totals(
+    h, kappa, eps, c: Constants = Constants(), formulas: str = "theorem"
 ) -> dict[str, float]:
+    """Predicted total time of every method in PREDICTED_METHODS for one ``h`` and ``kappa`` (see
+    :func:`predicted_times` for the two ``formulas``)."""
+    hs = _check_h(h)
+    kappa = _check_kappa(kappa)
+    eps = _check_eps(eps)
+    c = _check_constants(c)
+    validate.one_of("formulas", formulas, FORMULAS)
     scale = 1.0 / (1.0 - c.gamma)
     rows = table1(hs, kappa, eps)
     out = {name: row.computation * scale + row.communication for name, row in rows.items()}
@@ -539,7 +350,7 @@ def _predicted_for_h(
         out["rennala_nigt"] = rennala_nigt_time(hs, kappa, eps, c)
         out["malenia_nigt"] = malenia_nigt_time(hs, kappa, eps, c)
     else:
-        row = _malenia_table_row(hs, kappa, eps)
+        row = malenia_table_row(hs, kappa, eps)
         out["malenia_nigt"] = row.computation * scale + row.communication
     return {name: float(out[name]) for name in PREDICTED_METHODS}
 
@@ -555,7 +366,8 @@ def predicted_times(
 ) -> dict[str, list[float]]:
     """Predicted total time (computation + communication) of each method for each number of agents n.
 
-    For n in n_values: h = step_times(n, step_model), kappa = comm_time(n, comm_model, num_params), and
+    For n in n_values: h = jnigt.timing.step_times(n, step_model), kappa = jnigt.timing.comm_time(n,
+    comm_model, num_params) (deterministic step models only: equal, sqrt, decreasing), and
 
     * formulas='theorem' (default): rennala_nigt = Theorem 4.4 and malenia_nigt = Theorem 5.1 with the
       constants c; the other methods are their Table 1 rows, total = computation / (1 - gamma) + communication
@@ -569,235 +381,17 @@ def predicted_times(
     """
     eps = _check_eps(eps)
     c = _check_constants(c)
-    _check_model("step_model", step_model, STEP_MODELS)
-    _check_model("comm_model", comm_model, COMM_MODELS)
-    _check_model("formulas", formulas, FORMULAS)
-    ns = [_check_n(n) for n in n_values]
+    validate.one_of("step_model", step_model, timing.DETERMINISTIC_STEP_MODELS)
+    validate.one_of("comm_model", comm_model, timing.COMM_MODELS)
+    validate.one_of("formulas", formulas, FORMULAS)
+    ns = [validate.integer("n", n, 1) for n in n_values]
     if not ns:
         raise ValueError("n_values must contain at least one positive integer")
     out: dict[str, list[float]] = {name: [] for name in PREDICTED_METHODS}
     for n in ns:
-        vals = _predicted_for_h(
-            step_times(n, step_model), comm_time(n, comm_model, num_params), eps, c, formulas
+        vals = predicted_totals(
+            timing.step_times(n, step_model), timing.comm_time(n, comm_model, num_params), eps, c, formulas
         )
         for name in PREDICTED_METHODS:
             out[name].append(vals[name])
     return out
-
-
-_LABELS = {
-    "rennala_nigt": "Rennala NIGT",
-    "malenia_nigt": "Malenia NIGT",
-    "synchronous_nigt": "Synchronous NIGT",
-    "afedpg": "AFedPG",
-    "rennala_pg": "Rennala PG",
-    "synchronous_vanilla_pg": "Synchronous vanilla PG",
-}
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.4g}" if math.isfinite(x) else "inf"
-
-
-def format_table(
-    n: int,
-    step_model: str,
-    comm_model: str,
-    eps,
-    c: Constants = Constants(),
-    num_params: int | None = None,
-    formulas: str = "theorem",
-) -> str:
-    """Readable text table of every method for one timing model, number of agents n and eps.
-
-    Columns: Table 1 computation and communication (D, L, 1/(1-gamma) dropped; '>=' marks a lower bound),
-    AllReduce, and the predicted total of :func:`predicted_times`.  Footer: kappa, the Rennala optimal m,
-    the theory hyperparameters and the lower-bound communication term.
-    """
-    eps = _check_eps(eps)
-    c = _check_constants(c)
-    n = _check_n(n)
-    h = step_times(n, step_model)
-    kappa = comm_time(n, comm_model, num_params)
-    _check_model("formulas", formulas, FORMULAS)
-    rows = dict(table1(h, kappa, eps))
-    rows["malenia_nigt"] = _malenia_table_row(np.sort(h), kappa, eps)
-    totals = _predicted_for_h(np.sort(h), kappa, eps, c, formulas)
-
-    header = ("method", "computation", "communication", "AllReduce", "predicted total")
-    lines_data = []
-    for name in PREDICTED_METHODS:
-        row = rows[name]
-        comp = _fmt(row.computation)
-        comm = _fmt(row.communication)
-        if name == "synchronous_nigt":
-            comp = ">= " + comp
-        if name == "afedpg":
-            comm = ">= " + comm
-        label = _LABELS[name] + (" *" if name == "malenia_nigt" else "")
-        lines_data.append((label, comp, comm, "yes" if row.uses_allreduce else "no", _fmt(totals[name])))
-    widths = [max(len(r[k]) for r in [header] + lines_data) for k in range(len(header))]
-
-    def line(r):
-        return "  ".join(s.ljust(w) if k == 0 else s.rjust(w) for k, (s, w) in enumerate(zip(r, widths)))
-
-    hp = theory_hyperparameters(eps, c)
-    out = [
-        "Predicted time to an eps-stationary point (constants and log factors dropped)",
-        f"n={n} step={step_model} comm={comm_model} eps={eps:g} kappa=max_i kappa_i={_fmt(kappa)} "
-        f"gamma={c.gamma:g} formulas={formulas}",
-        "",
-        line(header),
-        line(tuple("-" * w for w in widths)),
-    ]
-    out += [line(r) for r in lines_data]
-    out += [
-        "",
-        "computation/communication: Table 1 form (D, L, 1/(1-gamma) dropped); '>=' marks a lower bound.",
-        "* Malenia NIGT is not in Table 1: Theorem 5.1 with the same terms dropped.",
-        "predicted total: computation/(1-gamma) + communication"
-        + (
-            "; Rennala/Malenia NIGT from Theorems 4.4/5.1 with the constants."
-            if formulas == "theorem"
-            else "."
-        ),
-        f"Rennala NIGT optimal m (fastest agents used): {rennala_optimal_m(h, eps, c)} of {n}",
-        f"lower bound, communication term: kappa eps^(-12/7) = {_fmt(lower_bound_communication(kappa, eps))}",
-        "theory hyperparameters: "
-        + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in hp.items()),
-    ]
-    return "\n".join(out)
-
-
-def _log_n_values(max_agents: int, points: int = 30) -> list[int]:
-    max_agents = _check_n(max_agents)
-    return sorted({int(round(x)) for x in np.logspace(0, math.log10(max_agents), points)} | {1, max_agents})
-
-
-def plot_predicted_times(
-    path,
-    n_values: Iterable[int],
-    step_model: str,
-    comm_model: str,
-    eps,
-    c: Constants = Constants(),
-    num_params: int | None = None,
-    formulas: str = "theorem",
-    title: str | None = None,
-):
-    """Draw the predicted time of every method against the number of agents (log-log) into a PNG at path.
-
-    Uses matplotlib's Agg canvas directly (no pyplot state).  Non-positive or infinite values are not drawn.
-    Returns path.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    ns = [_check_n(n) for n in n_values]
-    data = predicted_times(ns, step_model, comm_model, eps, c, num_params, formulas)
-    fig = Figure(figsize=(7, 5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    for name in PREDICTED_METHODS:
-        y = np.asarray(data[name], dtype=float)
-        ok = np.isfinite(y) & (y > 0)
-        ax.plot(np.asarray(ns)[ok], y[ok], marker="o", markersize=3, label=_LABELS[name])
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("number of agents n")
-    ax.set_ylabel("predicted time (constants dropped)")
-    ax.set_title(title or f"step={step_model}, comm={comm_model}, eps={float(eps):g}")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
-    return path
-
-
-# ---------------------------------------------------------------------------------------------------- CLI
-
-
-def _build_parser(prog: str = "jnigt theory") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog,
-        description="Print the predicted times (SPEC section 5: Theorems 4.4, 5.1 and Table 1 of arXiv "
-        "2509.24305; constants and log factors dropped) and optionally plot them against the number of agents.",
-    )
-    p.add_argument("--agents", type=int, default=10, help="number of agents n for the table (default 10)")
-    p.add_argument(
-        "--step",
-        choices=STEP_MODELS,
-        default="sqrt",
-        help="step-time model: equal h_i=1, sqrt h_i=sqrt(i), decreasing h_i=sqrt(n+1-i) (default sqrt)",
-    )
-    p.add_argument(
-        "--comm",
-        choices=COMM_MODELS,
-        default="sqrt",
-        help="communication model: zero, sqrt kappa_i=sqrt(i), sqrt_d kappa_i=sqrt(i) d^(1/4); "
-        "kappa = max_i kappa_i (default sqrt)",
-    )
-    p.add_argument(
-        "--num-params",
-        type=int,
-        default=None,
-        help="number of policy parameters d (required for --comm sqrt_d)",
-    )
-    p.add_argument("--eps", type=float, default=0.1, help="target gradient norm eps > 0 (default 0.1)")
-    p.add_argument("--gamma", type=float, default=0.99, help="discount factor in [0, 1) (default 0.99)")
-    p.add_argument("--L-g", dest="L_g", type=float, default=1.0, help="smoothness constant L_g (default 1)")
-    p.add_argument(
-        "--L-h", dest="L_h", type=float, default=1.0, help="Hessian-Lipschitz constant L_h (default 1)"
-    )
-    p.add_argument("--D", dest="D", type=float, default=1.0, help="initial gap D (default 1)")
-    p.add_argument("--sigma", type=float, default=1.0, help="gradient noise sigma (default 1)")
-    p.add_argument(
-        "--formulas",
-        choices=FORMULAS,
-        default="theorem",
-        help="theorem: Rennala/Malenia NIGT from Theorems 4.4/5.1; table: all in Table 1 form "
-        "(default theorem)",
-    )
-    p.add_argument(
-        "--plot",
-        default=None,
-        metavar="PNG",
-        help="also draw predicted time vs number of agents (log-log) into this PNG file",
-    )
-    p.add_argument(
-        "--max-agents",
-        type=int,
-        default=1000,
-        help="largest number of agents on the plot's x axis (default 1000)",
-    )
-    return p
-
-
-def theory_main(argv: Sequence[str] | None = None) -> int:
-    """``jnigt theory``: print the comparison table, optionally draw the plot.  Returns the exit code."""
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    try:
-        c = _check_constants(
-            Constants(L_g=args.L_g, L_h=args.L_h, D=args.D, sigma=args.sigma, gamma=args.gamma)
-        )
-        print(format_table(args.agents, args.step, args.comm, args.eps, c, args.num_params, args.formulas))
-        if args.plot:
-            plot_predicted_times(
-                args.plot,
-                _log_n_values(args.max_agents),
-                args.step,
-                args.comm,
-                args.eps,
-                c,
-                args.num_params,
-                args.formulas,
-            )
-            print(f"plot written to {args.plot}")
-    except ValueError as exc:
-        parser.error(str(exc))
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(theory_main())

@@ -1,29 +1,36 @@
-"""Simulated time for asynchronous aggregation (SPEC section 4), vectorised and jittable.
+"""Simulated time for asynchronous aggregation, vectorised and jittable. See docs/algorithms.md#simulated-time.
 
-Model. Agent i needs ``h_i`` seconds per environment step, so one trajectory of horizon ``H`` costs
-``H * h_i * f`` where ``f`` is a per-trajectory jitter factor (``f = 1`` when ``jitter = 0``; otherwise
-lognormal with ``log f ~ N(-jitter^2/2, jitter^2)``, i.e. mean 1 -- choice). ``kappa_i`` is agent i's
-communication time. ``h_i = inf`` marks a dead agent: it never delivers.
+Model. Agent i needs ``h_i`` seconds per unit of work; ``Timing.time_unit`` says which unit:
+
+* ``"step"`` (default): ``h_i`` per environment step, so one trajectory of horizon ``H`` costs ``H * h_i * f``
+  (the full horizon, also after early termination -- choice);
+* ``"trajectory"``: ``h_i`` per trajectory (one gradient), whatever ``H``: it costs ``h_i * f``.
+
+``f`` is a per-trajectory jitter factor (``f = 1`` when ``jitter = 0``; otherwise lognormal with
+``log f ~ N(-jitter^2/2, jitter^2)``, i.e. mean 1 -- choice). ``kappa_i`` is agent i's communication time.
+``h_i = inf`` marks a dead agent: it never delivers.
 
 Aggregation rounds (Rennala, Malenia, synchronized) start at a common time 0 with every agent reset (work at
-the old point is discarded). Agent i's j-th arrival in a round is ``A[i, j] = sum_{l<=j} H h_i f_il``
-(``arrival_times``). All events are ordered by ``(time, agent)``: ties in time go to the lower agent index,
-exactly like popping a heap of ``(time, agent)`` tuples.
+the old point is discarded). Agent i's j-th arrival in a round is ``A[i, j] = sum_{l<=j} c_i f_il`` with
+``c_i`` the trajectory cost above (``arrival_times``). All events are ordered by ``(time, agent)``: ties in
+time go to the lower agent index, exactly like popping a heap of ``(time, agent)`` tuples. The stop rules
+come from :mod:`jnigt.rules`.
 
 A round's ``duration`` excludes communication; ``comm`` is what its single AllReduce is charged
-(``Timing.allreduce_cost``). A caller advances its clock by ``duration + comm``.
+(``Timing.allreduce_cost``). A caller advances its clock by ``duration + comm``. AFedPG has no rounds: its
+clock (``afedpg_init``/``afedpg_next``) yields server update times directly (docs/algorithms.md#afedpg).
 
 Jittable functions take ``horizon``, ``batch_size``, ``max_per_agent``, ``per_agent``, ``num_slots`` as static
-Python ints. ``Timing`` is a pytree (``step_time``/``comm_time`` are leaves, ``jitter``/``allreduce_cost`` are
-static), so it can be passed straight into ``jax.jit``. Validation (``make_timing``, ``validate_method``,
-``reachable``, ``malenia_max_per_agent``) is plain Python/NumPy and must run outside ``jit``.
+Python ints. ``Timing`` is a pytree (``step_time``/``comm_time`` are leaves; ``jitter``, ``allreduce_cost``,
+``time_unit`` are static), so it can be passed straight into ``jax.jit``. Validation and planning
+(``make_timing``, ``validate_method``, ``reachable``, ``malenia_max_per_agent``) are plain Python/NumPy and
+run outside ``jit``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import heapq
 import math
 import numbers
 from collections.abc import Sequence
@@ -33,16 +40,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jnigt import theory
+from jnigt import rules, validate
+from jnigt.rules import HARMONIC_RTOL
 
 __all__ = [
     "HARMONIC_RTOL",
+    "DETERMINISTIC_STEP_MODELS",
     "STEP_MODELS",
     "COMM_MODELS",
     "ALLREDUCE_COSTS",
+    "TIME_UNITS",
     "METHODS",
+    "MAX_PLAN_SLOTS",
+    "step_times",
+    "comm_times",
+    "comm_time",
     "Timing",
     "make_timing",
+    "trajectory_cost",
     "Round",
     "trajectory_durations",
     "arrival_times",
@@ -58,14 +73,68 @@ __all__ = [
     "validate_method",
 ]
 
-#: Malenia closes when ``sum_i 1/M_i <= (n^2 / M) * (1 + HARMONIC_RTOL)`` (harmonic-mean rule with slack so
-#: that exact ties, e.g. counts (1, 1) for M = n = 2, survive float32 rounding).
-HARMONIC_RTOL = 1e-5
-
-STEP_MODELS = theory.STEP_MODELS + ("random",)
-COMM_MODELS = theory.COMM_MODELS
+#: Step-time models with a closed form (usable by the theory calculator) and all models.
+DETERMINISTIC_STEP_MODELS = ("equal", "sqrt", "decreasing")
+STEP_MODELS = DETERMINISTIC_STEP_MODELS + ("random",)
+COMM_MODELS = ("zero", "sqrt", "sqrt_d")
 ALLREDUCE_COSTS = ("max", "arrived", "none")
+TIME_UNITS = ("step", "trajectory")
 METHODS = ("rennala", "malenia", "synchronized", "afedpg")
+
+#: Largest Malenia plan (gradient slots per round, summed over agents) ``malenia_max_per_agent`` accepts.
+MAX_PLAN_SLOTS = 10**7
+
+
+# ------------------------------------------------------------------------------------------ timing models
+
+
+def step_times(n, model: str = "equal", seed: int = 0) -> np.ndarray:
+    """Per-agent time per unit of work ``h_i``, i = 1..n (float64 ``[n]``)::
+
+    'equal'      h_i = 1
+    'sqrt'       h_i = sqrt(i)
+    'decreasing' h_i = sqrt(n + 1 - i)
+    'random'     h_i ~ U[1, 10], drawn with numpy's default_rng(seed)
+    """
+    n = validate.integer("n", n, 1)
+    validate.one_of("step_model", model, STEP_MODELS)
+    i = np.arange(1, n + 1, dtype=float)
+    if model == "equal":
+        return np.ones(n)
+    if model == "sqrt":
+        return np.sqrt(i)
+    if model == "decreasing":
+        return np.sqrt(n + 1 - i)
+    return np.random.default_rng(seed).uniform(1.0, 10.0, size=n)
+
+
+def comm_times(n, model: str = "zero", num_params: int | None = None) -> np.ndarray:
+    """Per-agent communication times ``kappa_i``, i = 1..n (float64 ``[n]``)::
+
+    'zero'    kappa_i = 0
+    'sqrt'    kappa_i = sqrt(i)
+    'sqrt_d'  kappa_i = sqrt(i) * d^(1/4), d = num_params (required)
+    """
+    n = validate.integer("n", n, 1)
+    validate.one_of("comm_model", model, COMM_MODELS)
+    i = np.arange(1, n + 1, dtype=float)
+    if model == "zero":
+        return np.zeros(n)
+    if model == "sqrt":
+        return np.sqrt(i)
+    if num_params is None:
+        raise ValueError("comm_model='sqrt_d' requires num_params (the number of policy parameters d).")
+    d = validate.integer("num_params", num_params, 1)
+    return np.sqrt(i) * d**0.25
+
+
+def comm_time(n, model: str = "zero", num_params: int | None = None) -> float:
+    """Scalar ``kappa`` of one AllReduce: ``max_i kappa_i`` of :func:`comm_times` (choice: an AllReduce waits for
+    the slowest link), i.e. 0, sqrt(n), sqrt(n) d^(1/4) for 'zero', 'sqrt', 'sqrt_d'."""
+    return float(np.max(comm_times(n, model, num_params)))
+
+
+# ------------------------------------------------------------------------------------------------ Timing
 
 
 def _is_concrete(x) -> bool:
@@ -77,19 +146,24 @@ class Timing:
     """Per-agent timing.
 
     Attributes:
-      step_time: ``[n]`` seconds per environment step ``h_i > 0``; ``np.inf`` = dead agent.
+      step_time: ``[n]`` seconds per unit of work ``h_i > 0``; ``np.inf`` = dead agent.
       comm_time: ``[n]`` communication time ``kappa_i >= 0`` (finite).
       jitter: sigma of the lognormal per-trajectory factor (mean 1); 0 = fixed times.
-      allreduce_cost: charge of a closed AllReduce round: ``"max"`` = ``max_i kappa_i`` over all agents (SPEC
-        default), ``"arrived"`` = max over agents with ``M_i >= 1``, ``"none"`` = 0.
+      allreduce_cost: charge of a closed AllReduce round: ``"max"`` = ``max_i kappa_i`` over all agents
+        (default, docs/algorithms.md#simulated-time), ``"arrived"`` = max over agents with ``M_i >= 1``,
+        ``"none"`` = 0.
+      time_unit: ``"step"`` = ``h_i`` per environment step (a trajectory costs ``H h_i``), ``"trajectory"`` =
+        ``h_i`` per trajectory (a trajectory costs ``h_i``).
     """
 
     step_time: np.ndarray
     comm_time: np.ndarray
     jitter: float = 0.0
     allreduce_cost: str = "max"
+    time_unit: str = "step"
 
     def __post_init__(self):
+        validate.one_of("time_unit", self.time_unit, TIME_UNITS)
         # Leaves may be tracers or placeholders when JAX unflattens the pytree: only check concrete inputs.
         if _is_concrete(self.step_time) and _is_concrete(self.comm_time):
             step = np.asarray(self.step_time, dtype=np.float64).reshape(-1)
@@ -104,7 +178,7 @@ class Timing:
 
 
 jax.tree_util.register_dataclass(
-    Timing, data_fields=["step_time", "comm_time"], meta_fields=["jitter", "allreduce_cost"]
+    Timing, data_fields=["step_time", "comm_time"], meta_fields=["jitter", "allreduce_cost", "time_unit"]
 )
 
 
@@ -119,16 +193,14 @@ def _check_arrays(step, comm, jitter, allreduce_cost):
         raise ValueError(f"step_time must be > 0 (np.inf allowed for a dead agent); got {step.tolist()}.")
     if np.any(~np.isfinite(comm)) or np.any(comm < 0):
         raise ValueError(f"comm_time must be finite and >= 0; got {comm.tolist()}.")
-    if not isinstance(jitter, numbers.Real) or not math.isfinite(jitter) or jitter < 0:
+    if (
+        isinstance(jitter, bool)
+        or not isinstance(jitter, numbers.Real)
+        or not math.isfinite(jitter)
+        or jitter < 0
+    ):
         raise ValueError(f"jitter must be a finite float >= 0 (0 = fixed times); got {jitter!r}.")
-    if allreduce_cost not in ALLREDUCE_COSTS:
-        raise ValueError(f"allreduce_cost must be one of {ALLREDUCE_COSTS}; got {allreduce_cost!r}.")
-
-
-def _check_count(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
-    return int(value)
+    validate.one_of("allreduce_cost", allreduce_cost, ALLREDUCE_COSTS)
 
 
 def make_timing(
@@ -142,6 +214,7 @@ def make_timing(
     straggler_factor: float = 100.0,
     dead: int = 0,
     allreduce_cost: str = "max",
+    time_unit: str = "step",
     seed: int = 0,
 ) -> Timing:
     """Builds a ``Timing`` from the paper's models (i = 1..n).
@@ -152,15 +225,14 @@ def make_timing(
       a float (same for all); or a sequence of n floats.
     dead: the last ``dead`` agents get h_i = inf. stragglers: the ``stragglers`` agents just before the dead ones
       (the last ones when ``dead = 0``) get h_i *= straggler_factor. Requires stragglers + dead <= n.
+    time_unit: ``"step"`` (h_i per environment step, default) or ``"trajectory"`` (h_i per gradient).
     """
-    n = _check_count("num_agents", num_agents, 1)
+    n = validate.integer("num_agents", num_agents, 1)
+    validate.one_of("time_unit", time_unit, TIME_UNITS)
     if isinstance(step, str):
-        if step == "random":
-            h = np.random.default_rng(seed).uniform(1.0, 10.0, size=n)
-        elif step in theory.STEP_MODELS:
-            h = theory.step_times(n, step)
-        else:
+        if step not in STEP_MODELS:
             raise ValueError(f"step must be one of {STEP_MODELS} or a sequence of {n} floats; got {step!r}.")
+        h = step_times(n, step, seed)
     else:
         h = np.asarray(step, dtype=np.float64).reshape(-1)
         if h.shape != (n,):
@@ -175,8 +247,8 @@ def make_timing(
             )
         if comm == "sqrt_d" and num_params is None:
             raise ValueError("comm='sqrt_d' requires num_params (the number of policy parameters d).")
-        kappa = theory.comm_times(n, comm, num_params)
-    elif isinstance(comm, numbers.Real):
+        kappa = comm_times(n, comm, num_params)
+    elif isinstance(comm, numbers.Real) and not isinstance(comm, bool):
         kappa = np.full(n, float(comm))
     else:
         kappa = np.asarray(comm, dtype=np.float64).reshape(-1)
@@ -185,18 +257,35 @@ def make_timing(
     if np.any(~np.isfinite(kappa)) or np.any(kappa < 0):
         raise ValueError(f"comm times must be finite and >= 0; got {kappa.tolist()}.")
 
-    stragglers = _check_count("stragglers", stragglers, 0)
-    dead = _check_count("dead", dead, 0)
+    stragglers = validate.integer("stragglers", stragglers, 0)
+    dead = validate.integer("dead", dead, 0)
     if stragglers + dead > n:
         raise ValueError(f"stragglers + dead must be <= num_agents={n}; got {stragglers} + {dead}.")
-    if not isinstance(straggler_factor, numbers.Real) or not (0 < straggler_factor < math.inf):
-        raise ValueError(f"straggler_factor must be a finite float > 0; got {straggler_factor!r}.")
+    validate.positive("straggler_factor", straggler_factor)
     h = h.copy()
     if stragglers:
         h[n - dead - stragglers : n - dead] *= straggler_factor
     if dead:
         h[n - dead :] = np.inf
-    return Timing(step_time=h, comm_time=kappa, jitter=jitter, allreduce_cost=allreduce_cost)
+    return Timing(
+        step_time=h, comm_time=kappa, jitter=jitter, allreduce_cost=allreduce_cost, time_unit=time_unit
+    )
+
+
+def trajectory_cost(timing: Timing, horizon: int) -> np.ndarray:
+    """float64 ``[n]``: the fixed cost of one trajectory, ``H h_i`` (time_unit "step") or ``h_i``
+    ("trajectory"). NumPy, for planning outside ``jit``."""
+    h = np.asarray(timing.step_time, np.float64)
+    return h * float(horizon) if timing.time_unit == "step" else h
+
+
+def _traj_time(timing: Timing, horizon: int):
+    """float32 ``[n]``: :func:`trajectory_cost` as the jitted clock computes it."""
+    h = jnp.asarray(timing.step_time, jnp.float32)
+    return h * jnp.float32(horizon) if timing.time_unit == "step" else h
+
+
+# ------------------------------------------------------------------------------------------------ rounds
 
 
 class Round(NamedTuple):
@@ -226,12 +315,9 @@ def _jitter_factors(jitter: float, key, shape):
     return jnp.exp(jitter * z - 0.5 * jitter * jitter)
 
 
-def _traj_time(timing: Timing, horizon: int):
-    return jnp.asarray(timing.step_time, jnp.float32) * jnp.float32(horizon)
-
-
 def trajectory_durations(timing: Timing, horizon: int, key, max_per_agent: int) -> jax.Array:
-    """float32 ``[n, K]``: duration of agent i's j-th trajectory, ``H * h_i * f_ij``."""
+    """float32 ``[n, K]``: duration of agent i's j-th trajectory, ``c_i * f_ij`` with ``c_i`` = ``H h_i``
+    (time_unit "step") or ``h_i`` ("trajectory")."""
     n = timing.num_agents
     f = _jitter_factors(timing.jitter, key, (n, max_per_agent))
     return _traj_time(timing, horizon)[:, None] * f
@@ -240,7 +326,7 @@ def trajectory_durations(timing: Timing, horizon: int, key, max_per_agent: int) 
 def arrival_times(timing: Timing, horizon: int, key, max_per_agent: int) -> jax.Array:
     """float32 ``[n, K]``: ``A[i, j]`` = finish time of agent i's (j+1)-th trajectory in a round.
 
-    Fixed times: ``(j + 1) * (H h_i)`` (one rounding, matches SPEC's ``j * H * h_i``); jitter: the cumulative
+    Fixed times: ``(j + 1) * c_i`` (one rounding; docs/algorithms.md#simulated-time); jitter: the cumulative
     sum of ``trajectory_durations`` (same key, same factors). Rows are non-decreasing; dead rows are inf.
     """
     if timing.jitter == 0:
@@ -272,13 +358,14 @@ def _finish(timing, arrivals, counts, close) -> Round:
 
 
 def rennala_round(timing: Timing, horizon: int, batch_size: int, key) -> Round:
-    """Rennala: closes at the ``M``-th arrival overall (``M = batch_size``); exactly M gradients count.
+    """Rennala: closes at the ``M``-th arrival overall (``M = batch_size``, :func:`jnigt.rules.rennala_ready`);
+    exactly M gradients count.
 
     The M smallest of ``A[i, j]`` (``j < M``) in ``(time, agent)`` order. Only the ``k = min(n, M)`` agents
     with the earliest first arrival can contribute (any other agent's first arrival comes after k others), so
     the search runs on their ``[k, M]`` rows: ``lax.top_k`` of ``-A`` flattened agent-major, whose ties go to
     the lower flat index, i.e. the lower agent. The cost is O(n + M^2), not O(n M). ``counts_i`` = how many
-    are agent i's. Fixed times: close = M-th smallest of ``j H h_i``.
+    are agent i's. Fixed times: close = M-th smallest of ``j c_i``.
     """
     n, m = timing.num_agents, int(batch_size)
     k = min(n, m)
@@ -307,24 +394,18 @@ def rennala_round(timing: Timing, horizon: int, batch_size: int, key) -> Round:
     )
 
 
-def _harmonic_ok(counts, n: int, batch_size: int):
-    """Malenia's rule: all M_i >= 1 and (1/n sum 1/M_i)^-1 >= M/n, i.e. sum_i 1/M_i <= n^2/M (1 + rtol)."""
-    c = counts.astype(jnp.float32)
-    s = jnp.sum(1.0 / jnp.maximum(c, 1.0))
-    thr = jnp.float32(n * n / batch_size * (1.0 + HARMONIC_RTOL))
-    return jnp.all(counts >= 1) & (s <= thr)
-
-
 def malenia_round(timing: Timing, horizon: int, batch_size: int, key, max_per_agent: int) -> Round:
     """Malenia: closes at the first event (in ``(time, agent)`` order) after which every ``M_i >= 1`` and
-    ``((1/n) sum_i 1/M_i)^(-1) >= M/n`` (with ``HARMONIC_RTOL`` slack).
+    ``((1/n) sum_i 1/M_i)^(-1) >= M/n`` (:func:`jnigt.rules.malenia_ready_counts`, ``HARMONIC_RTOL`` slack).
 
     Events are the ``n * K`` arrivals (``K = max_per_agent``), sorted stably by time in agent-major order. The
     counts after event e, ``M_i(e) = #{j : (A_ij, i) <= (t_e, a_e)}``, grow with e, so the rule is monotone:
     a binary search over e (``ceil(log2(nK + 1))`` steps, each n ``searchsorted``) finds the close event.
-    ``duration = inf`` (counts then meaningless) if the rule never holds within K arrivals per agent, or if
-    some agent used up its K arrivals strictly before the close (its true count is unknown): size K with
-    ``malenia_max_per_agent`` (plus slack under jitter) and check ``isfinite(duration)``.
+
+    ``duration = inf`` (counts then meaningless) signals that the buffers ran out: the rule never holds within
+    K arrivals per agent, or some agent used up its K arrivals strictly before the close (its true count is
+    unknown). Size K with :func:`malenia_max_per_agent` (exact for fixed times; add slack under jitter) and
+    check ``isfinite(duration)``.
     """
     arrivals = arrival_times(timing, horizon, key, int(max_per_agent))
     counts, close = _malenia_search(arrivals, int(batch_size))
@@ -351,7 +432,7 @@ def _malenia_search(arrivals, batch_size: int):
     def body(_, lohi):
         lo, hi = lohi
         mid = (lo + hi) // 2
-        ok = _harmonic_ok(counts_at(jnp.minimum(mid, num_events - 1)), n, batch_size)
+        ok = rules.malenia_ready_counts(counts_at(jnp.minimum(mid, num_events - 1)), batch_size)
         active = lo < hi
         return jnp.where(active & ~ok, mid + 1, lo), jnp.where(active & ok, mid, hi)
 
@@ -368,8 +449,8 @@ def _malenia_search(arrivals, batch_size: int):
 
 
 def synchronized_round(timing: Timing, horizon: int, per_agent: int, key) -> Round:
-    """Synchronized: every agent delivers ``per_agent`` gradients (SPEC choice: ``ceil(M/n)``); closes at
-    ``max_i A[i, per_agent - 1]``."""
+    """Synchronized: every agent delivers ``per_agent`` gradients (choice: ``ceil(M/n)``,
+    :func:`jnigt.rules.synchronized_ready`); closes at ``max_i A[i, per_agent - 1]``."""
     n, p = timing.num_agents, int(per_agent)
     arrivals = arrival_times(timing, horizon, key, p)
     counts = jnp.full((n,), p, jnp.int32)
@@ -389,31 +470,44 @@ def slots_from_counts(counts, num_slots: int):
     return jnp.where(valid, ids, 0).astype(jnp.int32), valid
 
 
+# ------------------------------------------------------------------------------------------------ AFedPG
+
+
 class AfedpgClock(NamedTuple):
-    """AFedPG state: ``next_finish[i]`` = absolute time agent i's current gradient arrives (inf if dead)."""
+    """AFedPG state: ``next_finish[i]`` = absolute time agent i's current gradient reaches the server
+    (its trajectory's finish time plus the upload ``kappa_i``); inf if the agent is dead."""
 
     next_finish: jax.Array
 
 
 def afedpg_init(timing: Timing, horizon: int, key) -> AfedpgClock:
-    """All agents start at time 0: ``next_finish_i = H h_i f_i`` (``f`` from ``trajectory_durations``)."""
-    return AfedpgClock(trajectory_durations(timing, horizon, key, 1)[:, 0])
+    """All agents start at time 0: ``next_finish_i = c_i f_i + kappa_i`` (``f`` from ``trajectory_durations``)."""
+    dur = trajectory_durations(timing, horizon, key, 1)[:, 0]
+    return AfedpgClock(dur + jnp.asarray(timing.comm_time, jnp.float32))
 
 
 def afedpg_next(timing: Timing, horizon: int, clock: AfedpgClock, key):
-    """Next AFedPG arrival: ``i = argmin next_finish`` (ties: lowest index), at ``t = next_finish_i``.
+    """Next AFedPG server update (docs/algorithms.md#afedpg).
 
-    Agent i then communicates for ``kappa_i`` (computing nothing) and restarts:
-    ``next_finish_i <- t + kappa_i + H h_i f`` with ``f`` = row i of ``trajectory_durations(., key, 1)``.
-    Returns ``(agent int32, t float32, new_clock, comm = kappa_i float32)``.
+    Events are ordered by the time a gradient reaches the server: ``i = argmin next_finish`` (ties: lowest
+    index), ``t = next_finish_i`` = finish + ``kappa_i`` upload. The server updates at ``t``; agent i receives
+    the new point then and restarts: ``next_finish_i <- (t + c_i f) + kappa_i`` with ``f`` = row i of
+    ``trajectory_durations(., key, 1)``. The others keep computing at their stale points.
+
+    Returns ``(agent int32, t float32, new_clock, comm = kappa_i float32)``: ``t`` is the SERVER update time,
+    already including the upload ``kappa_i`` (do not add ``comm`` again); it is non-decreasing from one call to
+    the next, and ``min(new_clock.next_finish)`` is the time of the following update.
     """
     nf = clock.next_finish
     agent = jnp.argmin(nf).astype(jnp.int32)
     t = nf[agent]
     kappa = jnp.asarray(timing.comm_time, jnp.float32)[agent]
     dur = trajectory_durations(timing, horizon, key, 1)[agent, 0]
-    new = nf.at[agent].set((t + kappa) + dur)
+    new = nf.at[agent].set((t + dur) + kappa)
     return agent, t.astype(jnp.float32), AfedpgClock(new), kappa
+
+
+# -------------------------------------------------------------------------------------- checks, planning
 
 
 def _dead_agents(timing: Timing):
@@ -421,8 +515,15 @@ def _dead_agents(timing: Timing):
 
 
 def reachable(timing: Timing, batch_size: int) -> None:
-    """Raises ValueError if a Rennala batch of ``batch_size`` can never fill (batch_size < 1, all agents dead)."""
-    _check_count("batch_size", batch_size, 1)
+    """Raises ValueError if a batch of ``batch_size`` can never fill (batch_size < 1, all agents dead) or is
+    beyond what a round can hold (``batch_size > MAX_PLAN_SLOTS``: every round samples at least batch_size
+    trajectories, and Rennala's vectorised close searches an ``[min(n, M), M]`` grid)."""
+    m = validate.integer("batch_size", batch_size, 1)
+    if m > MAX_PLAN_SLOTS:
+        raise ValueError(
+            f"batch_size={m} is above the cap of {MAX_PLAN_SLOTS} gradients per round "
+            f"(num_agents={timing.num_agents})."
+        )
     if len(_dead_agents(timing)) == timing.num_agents:
         raise ValueError(
             "timing: a batch can never fill: every agent has infinite step time (all agents dead)."
@@ -448,32 +549,93 @@ def validate_method(timing: Timing, method: str) -> None:
         )
 
 
-def malenia_max_per_agent(timing: Timing, horizon: int, batch_size: int) -> np.ndarray:
-    """Exact per-agent counts ``M_i`` at Malenia's close for FIXED times (jitter ignored), NumPy.
+def _plan_too_large(batch_size: int, n: int, estimate: int, cap: int) -> ValueError:
+    return ValueError(
+        f"Malenia round plan too large: batch_size={batch_size} with num_agents={n} needs an estimated "
+        f"{estimate} gradient slots per round (sum_i M_i), above the cap of {cap}; lower batch_size or the "
+        "spread of step times."
+    )
 
-    Event-heap simulation with the same float32 arrival times as ``arrival_times`` and the same rule, so
-    ``malenia_round(..., max_per_agent=counts.max())`` closes when ``jitter = 0``. Under jitter add slack and
-    check ``isfinite(round.duration)``.
+
+def malenia_max_per_agent(
+    timing: Timing, horizon: int, batch_size: int, max_slots: int = MAX_PLAN_SLOTS
+) -> np.ndarray:
+    """Exact per-agent counts ``M_i`` (int64 ``[n]``) at Malenia's close for FIXED times (jitter ignored), NumPy.
+
+    Same float32 arrival times ``A_ij = f32(c_i * j)`` as ``arrival_times``, same rule
+    (:func:`jnigt.rules.malenia_ready`) and the same ``(time, agent)`` tie-break, so
+    ``malenia_round(..., max_per_agent=counts.max() + 1)`` closes when ``jitter = 0`` (the spare column shows
+    that no agent has a further arrival before the close; without it an agent whose last counted arrival
+    precedes the close marks the round as not closed). Under jitter add slack and
+    check ``isfinite(round.duration)`` (inf = the buffers ran out).
+
+    Bounded: a bisection on the close time (each step O(n): ``M_i(t) = #{j : A_ij <= t}`` in closed form)
+    that also jumps to the next arrival, at most ~1100 steps (the bits of a float64), then an O(n) tie-break
+    among the agents arriving exactly at the close. Raises ValueError when the plan would hold more than
+    ``max_slots`` gradients in total (``sum_i M_i >= batch_size`` always, so ``batch_size > max_slots`` is
+    refused at once).
     """
-    batch_size = _check_count("batch_size", batch_size, 1)
-    _check_count("horizon", horizon, 1)
+    m = validate.integer("batch_size", batch_size, 1)
+    validate.integer("horizon", horizon, 1)
+    cap = validate.integer("max_slots", max_slots, 1)
     dead = _dead_agents(timing)
     if dead:
         raise ValueError(f"Malenia can never close a round: agent(s) {dead} have infinite step time.")
     n = timing.num_agents
-    dur = np.asarray(timing.step_time, np.float32) * np.float32(horizon)
-    thr = np.float32(n * n / batch_size * (1.0 + HARMONIC_RTOL))
-    counts = np.zeros(n, np.int64)
-    heap = [(float(dur[i]), i) for i in range(n)]
-    heapq.heapify(heap)
-    zeros, s = n, 0.0
-    while True:
-        _, i = heapq.heappop(heap)
-        counts[i] += 1
-        if counts[i] == 1:
-            zeros -= 1
-        if zeros == 0:
-            s = float(np.sum(1.0 / counts.astype(np.float32), dtype=np.float32))
-            if s <= thr:
-                return counts
-        heapq.heappush(heap, (float(np.float32(counts[i] + 1) * dur[i]), i))
+    if m > cap:  # the harmonic mean is <= the arithmetic mean, so sum_i M_i >= n * (M / n) = M
+        raise _plan_too_large(m, n, m, cap)
+    cost = np.asarray(timing.step_time, np.float32)
+    if timing.time_unit == "step":
+        cost = cost * np.float32(horizon)
+    d64 = cost.astype(np.float64)
+
+    def arrival(j):  # f32(c_i * j) as arrival_times computes it, as float64; j = 0 -> 0
+        return (cost * np.asarray(j, np.float64).astype(np.float32)).astype(np.float64)
+
+    def counts_at(t, strict=False):
+        """#{j >= 1 : A_ij <= t} (``< t`` if strict), exact despite the float32 rounding of A."""
+        q = np.floor(np.minimum(t / d64, 2.0**53))
+        le = (lambda a: a < t) if strict else (lambda a: a <= t)
+        for _ in range(3):  # the rounding of A moves the count by at most one or two
+            q = np.where(le(arrival(q + 1)), q + 1, q)
+            q = np.where((q > 0) & ~le(arrival(q)), q - 1, q)
+        return q
+
+    def ready(c):
+        inv = float(np.sum(1.0 / np.maximum(c, 1.0)))
+        return bool(rules.malenia_ready(inv, float(c.min()), n, m))
+
+    per = -(-m // n)  # every agent with ceil(M/n) arrivals: the harmonic mean is >= M/n
+    hi = float(np.max(arrival(np.full(n, per))))
+    lo = 0.0
+    close = None
+    for _ in range(4096):
+        nxt = float(np.min(arrival(counts_at(lo) + 1)))  # the first arrival after lo
+        if nxt >= hi or ready(counts_at(nxt)):
+            close = min(nxt, hi)
+            break
+        lo = nxt
+        mid = 0.5 * (lo + hi)
+        if ready(counts_at(mid)):
+            hi = mid
+        else:
+            lo = mid
+    if close is None:  # pragma: no cover - the loop shrinks (lo, hi] to one arrival long before
+        raise RuntimeError("malenia_max_per_agent: the close-time search did not converge.")
+    before = counts_at(close, strict=True)
+    at = counts_at(close)
+    estimate = int(at.sum())
+    if estimate > cap:
+        raise _plan_too_large(m, n, estimate, cap)
+    # Tie-break: the agents arriving exactly at the close count in index order; the first prefix that
+    # satisfies the rule closes the round.
+    tied = np.flatnonzero(at > before)
+    inv = np.sum(1.0 / np.maximum(before, 1.0)) + np.cumsum(
+        1.0 / at[tied] - 1.0 / np.maximum(before[tied], 1.0)
+    )
+    zeros = np.sum(before == 0) - np.cumsum(before[tied] == 0)
+    ok = np.flatnonzero(rules.malenia_ready(inv, np.where(zeros == 0, 1, 0), n, m))
+    last = ok[0] if ok.size else tied.size - 1
+    counts = before.copy()
+    counts[tied[: last + 1]] = at[tied[: last + 1]]
+    return counts.astype(np.int64)

@@ -172,7 +172,7 @@ class BadArgumentsTest(chex.TestCase):
             opt.update(g, s, p, counts=jnp.array([1, -1, 1]))
         with pytest.raises(ValueError, match="same leading agent axis"):
             opt.update({"w": g["w"], "b": g["b"][:2]}, s, p, counts=jnp.ones(3, jnp.int32))
-        with pytest.raises(ValueError, match="parameter shape"):
+        with pytest.raises(ValueError, match="shape of the params"):
             opt.update({"w": g["w"][:, :1], "b": g["b"]}, s, p, counts=jnp.ones(3, jnp.int32))
         mal = jnigt.malenia(optax.sgd(0.1), 2, num_agents=4)
         with pytest.raises(ValueError, match="num_agents=4"):

@@ -1,4 +1,4 @@
-"""NIGT against SPEC section 2, step by step."""
+"""NIGT against docs/algorithms.md#nigt, step by step."""
 
 import chex
 import jax.numpy as jnp
@@ -17,7 +17,7 @@ def _grad(theta):
 
 
 def _spec_loop(theta0, alpha, eta, steps):
-    """SPEC section 2 written as the paper writes it (ascent on J = -f), in numpy."""
+    """NIGT written as the paper writes it (ascent on J = -f), in numpy."""
     theta_prev, theta = None, np.array(theta0, np.float64)
     d = None
     thetas, tildes = [], []

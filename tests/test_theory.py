@@ -1,4 +1,5 @@
-"""Tests of jnigt.theory (SPEC section 5): hand-computed values, brute-force close times, CLI, validation."""
+"""Tests of jnigt.theory (docs/algorithms.md#theory), the close-time oracles of jnigt.testing, the report and
+the ``jnigt theory`` command: hand-computed values, brute force, validation."""
 
 import heapq
 import math
@@ -7,7 +8,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from jnigt import report, timing
+from jnigt import testing as oracle
 from jnigt import theory as th
+from jnigt._theory_cli import theory_main
 from jnigt.theory import Constants
 
 ONE = Constants(L_g=1.0, L_h=1.0, D=1.0, sigma=1.0, gamma=0.0)  # 1/(1-gamma) = 1
@@ -74,9 +78,9 @@ def test_one_very_slow_agent():
     t1e6 = th.table1(h1e6, kappa, eps)
     for name in ("synchronous_nigt", "synchronous_vanilla_pg"):
         assert t1e6[name].computation / t10[name].computation == pytest.approx(1e5)
-    assert th.synchronized_close_time(h1e6, 5, 3) / th.synchronized_close_time(h10, 5, 3) == pytest.approx(
-        1e5
-    )
+    assert oracle.synchronized_close_time(h1e6, 5, 3) / oracle.synchronized_close_time(
+        h10, 5, 3
+    ) == pytest.approx(1e5)
     # Rennala NIGT's Table 1 row is also unchanged
     assert t1e6["rennala_nigt"].computation == pytest.approx(t10["rennala_nigt"].computation)
     # Malenia NIGT must wait for everyone: grows with h_n
@@ -152,9 +156,9 @@ def _brute_malenia(h, H, M):
 
 def test_rennala_close_time_hand_and_brute_force():
     # h = [1, 2, 3], H = 1: arrivals 1, 2, 2, 3, 3, 4, ... -> 5th smallest is 3
-    assert th.rennala_close_time([1, 2, 3], 1, 5) == 3.0
-    assert th.rennala_round_counts([1, 2, 3], 1, 5).tolist() == [3, 1, 1]
-    assert th.rennala_close_time([1, 2, 3], 1, 1) == 1.0
+    assert oracle.rennala_close_time([1, 2, 3], 1, 5) == 3.0
+    assert oracle.rennala_round_counts([1, 2, 3], 1, 5).tolist() == [3, 1, 1]
+    assert oracle.rennala_close_time([1, 2, 3], 1, 1) == 1.0
     rng = np.random.default_rng(0)
     for _ in range(40):
         n = int(rng.integers(1, 7))
@@ -163,24 +167,24 @@ def test_rennala_close_time_hand_and_brute_force():
             h = list(rng.integers(1, 5, size=n).astype(float))  # many ties
         H = int(rng.integers(1, 20))
         M = int(rng.integers(1, 40))
-        assert th.rennala_close_time(h, H, M) == _brute_rennala(h, H, M)
-        counts = th.rennala_round_counts(h, H, M)
+        assert oracle.rennala_close_time(h, H, M) == _brute_rennala(h, H, M)
+        counts = oracle.rennala_round_counts(h, H, M)
         assert counts.sum() >= M
     # dead agents never arrive
-    assert th.rennala_close_time([1.0, np.inf], 2, 3) == 6.0
-    assert math.isinf(th.rennala_close_time([np.inf], 2, 3))
+    assert oracle.rennala_close_time([1.0, np.inf], 2, 3) == 6.0
+    assert math.isinf(oracle.rennala_close_time([np.inf], 2, 3))
 
 
 def test_malenia_close_time_equal_times():
     # equal times: all counts equal c at c H h; harmonic mean c >= M/n -> close = ceil(M/n) H h
     for n, M, H, h in [(3, 7, 10, 1.0), (4, 4, 5, 2.5), (5, 1, 3, 0.7), (2, 9, 1, 3.0), (10, 100, 7, 1.3)]:
-        assert th.malenia_close_time([h] * n, H, M) == pytest.approx(math.ceil(M / n) * H * h, rel=1e-12)
+        assert oracle.malenia_close_time([h] * n, H, M) == pytest.approx(math.ceil(M / n) * H * h, rel=1e-12)
 
 
 def test_malenia_close_time_hand_and_brute_force():
     # h = [1, 10], H = 1, M = 4, n = 2: need 1/c1 + 1/c2 <= n^2/M = 1.
     # t=10: (10, 1) -> 1.1 > 1 ; t=20: (20, 2) -> 0.55 -> close at 20
-    assert th.malenia_close_time([1, 10], 1, 4) == 20.0
+    assert oracle.malenia_close_time([1, 10], 1, 4) == 20.0
     rng = np.random.default_rng(1)
     for _ in range(40):
         n = int(rng.integers(1, 6))
@@ -190,9 +194,9 @@ def test_malenia_close_time_hand_and_brute_force():
             h = list(rng.uniform(0.2, 6.0, size=n))
         H = int(rng.integers(1, 10))
         M = int(rng.integers(1, 60))
-        assert th.malenia_close_time(h, H, M) == _brute_malenia(h, H, M)
+        assert oracle.malenia_close_time(h, H, M) == _brute_malenia(h, H, M)
     # a dead agent means the round never closes
-    assert math.isinf(th.malenia_close_time([1.0, np.inf], 1, 2))
+    assert math.isinf(oracle.malenia_close_time([1.0, np.inf], 1, 2))
 
 
 def test_malenia_close_time_large_gap_is_fast():
@@ -201,11 +205,11 @@ def test_malenia_close_time_large_gap_is_fast():
     n = 3
     h = [1.0, 1.0, 1e6]
     M = n * n + 1  # count 1 for the straggler: sum 1/c >= 1 > n^2/M
-    assert th.malenia_close_time(h, 1, M) == 2e6
+    assert oracle.malenia_close_time(h, 1, M) == 2e6
 
 
 def test_synchronized_close_time():
-    assert th.synchronized_close_time([1, 4, 2], 10, 3) == 120.0
+    assert oracle.synchronized_close_time([1, 4, 2], 10, 3) == 120.0
 
 
 # ---------------------------------------------------------------------------------------- hyperparameters
@@ -233,13 +237,13 @@ def test_theory_hyperparameters():
 
 
 def test_step_and_comm_models():
-    np.testing.assert_allclose(th.step_times(3, "equal"), [1, 1, 1])
-    np.testing.assert_allclose(th.step_times(3, "sqrt"), np.sqrt([1, 2, 3]))
-    np.testing.assert_allclose(th.step_times(3, "decreasing"), np.sqrt([3, 2, 1]))
-    assert th.comm_time(4, "zero") == 0.0
-    assert th.comm_time(4, "sqrt") == pytest.approx(2.0)
-    assert th.comm_time(4, "sqrt_d", num_params=16) == pytest.approx(4.0)
-    np.testing.assert_allclose(th.comm_times(4, "sqrt_d", num_params=16), 2 * np.sqrt([1, 2, 3, 4]))
+    np.testing.assert_allclose(timing.step_times(3, "equal"), [1, 1, 1])
+    np.testing.assert_allclose(timing.step_times(3, "sqrt"), np.sqrt([1, 2, 3]))
+    np.testing.assert_allclose(timing.step_times(3, "decreasing"), np.sqrt([3, 2, 1]))
+    assert timing.comm_time(4, "zero") == 0.0
+    assert timing.comm_time(4, "sqrt") == pytest.approx(2.0)
+    assert timing.comm_time(4, "sqrt_d", num_params=16) == pytest.approx(4.0)
+    np.testing.assert_allclose(timing.comm_times(4, "sqrt_d", num_params=16), 2 * np.sqrt([1, 2, 3, 4]))
 
 
 def test_predicted_times():
@@ -248,7 +252,7 @@ def test_predicted_times():
     assert set(out) == set(th.PREDICTED_METHODS)
     assert all(len(v) == 3 and all(x > 0 for x in v) for v in out.values())
     # theorem mode uses the theorems directly
-    h, k = th.step_times(10, "sqrt"), th.comm_time(10, "sqrt")
+    h, k = timing.step_times(10, "sqrt"), timing.comm_time(10, "sqrt")
     assert out["rennala_nigt"][1] == pytest.approx(th.rennala_nigt_time(h, k, 0.1))
     assert out["malenia_nigt"][1] == pytest.approx(th.malenia_nigt_time(h, k, 0.1))
     row = th.table1(h, k, 0.1)["afedpg"]
@@ -265,7 +269,7 @@ def test_predicted_times():
 
 
 def test_format_table():
-    s = th.format_table(10, "sqrt", "sqrt", 0.1)
+    s = report.format_table(10, "sqrt", "sqrt", 0.1)
     for label in (
         "Rennala NIGT",
         "Malenia NIGT",
@@ -285,7 +289,7 @@ def test_format_table():
 
 def test_theory_main_prints_table_and_writes_png(tmp_path, capsys):
     png = tmp_path / "pred.png"
-    rc = th.theory_main(
+    rc = theory_main(
         [
             "--agents",
             "10",
@@ -309,7 +313,7 @@ def test_theory_main_prints_table_and_writes_png(tmp_path, capsys):
 
 def test_theory_main_help_lists_options(capsys):
     with pytest.raises(SystemExit) as exc:
-        th.theory_main(["--help"])
+        theory_main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
     for opt in ("--agents", "--step", "--comm", "--eps", "--plot", "--max-agents", "--num-params", "--gamma"):
@@ -318,7 +322,7 @@ def test_theory_main_help_lists_options(capsys):
 
 def test_theory_main_bad_eps_exits_with_message(capsys):
     with pytest.raises(SystemExit) as exc:
-        th.theory_main(["--eps", "-1"])
+        theory_main(["--eps", "-1"])
     assert exc.value.code == 2
     assert "eps" in capsys.readouterr().err
 
@@ -338,17 +342,45 @@ def test_theory_main_bad_eps_exits_with_message(capsys):
         (lambda: th.rennala_nigt_time([1, 2], -1.0, 0.1), "kappa must be a number >= 0"),
         (lambda: th.table1([1, 2], -1.0, 0.1), "kappa"),
         (lambda: th.lower_bound_communication(-1.0, 0.1), "kappa"),
-        (lambda: th.step_times(3, "linear"), r"step_model must be one of \['equal', 'sqrt', 'decreasing'\]"),
-        (lambda: th.comm_time(3, "cubic"), r"comm_model must be one of \['zero', 'sqrt', 'sqrt_d'\]"),
-        (lambda: th.comm_time(3, "sqrt_d"), "num_params"),
+        (
+            lambda: timing.step_times(3, "linear"),
+            r"step_model must be one of equal, sqrt, decreasing, random",
+        ),
+        (lambda: timing.comm_time(3, "cubic"), r"comm_model must be one of zero, sqrt, sqrt_d"),
+        (
+            lambda: th.predicted_times([1], "random", "zero", 0.1),
+            "step_model must be one of equal, sqrt, decreasing;",
+        ),
+        (lambda: timing.comm_time(3, "sqrt_d"), "num_params"),
         (lambda: th.predicted_times([1], "sqrt", "zero", 0.1, formulas="x"), "formulas"),
-        (lambda: th.predicted_times([0], "sqrt", "zero", 0.1), "n must be a positive integer"),
-        (lambda: th.rennala_close_time([1], 0, 3), "horizon"),
-        (lambda: th.malenia_close_time([1], 1, 0), "batch_size"),
-        (lambda: th.synchronized_close_time([1], 1, 1.5), "per_agent"),
+        (lambda: th.predicted_times([0], "sqrt", "zero", 0.1), "n must be an int >= 1"),
+        (lambda: oracle.rennala_close_time([1], 0, 3), "horizon"),
+        (lambda: oracle.malenia_close_time([1], 1, 0), "batch_size"),
+        (lambda: oracle.synchronized_close_time([1], 1, 0), "per_agent"),
+        (lambda: oracle.rennala_close_time([1], 1, 10**8), "above the oracles' limit"),
         (lambda: th.theory_hyperparameters(0.1, Constants(gamma=1.0)), "gamma"),
     ],
 )
 def test_validation_errors_name_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: oracle.synchronized_close_time([1], 1, 1.5), "per_agent"),
+        (lambda: oracle.malenia_close_time([1], 1, True), "batch_size"),
+        (lambda: th.predicted_times([np.float64(2.0)], "sqrt", "zero", 0.1), "n must be an int"),
+        (lambda: timing.comm_time(3, "sqrt_d", num_params=1.5), "num_params"),
+    ],
+)
+def test_wrong_types_raise_type_error(call, match):
+    with pytest.raises(TypeError, match=match):
+        call()
+
+
+def test_numpy_integers_accepted():
+    assert oracle.synchronized_close_time([1.0, 2.0], np.int64(3), np.int32(2)) == 12.0
+    assert timing.comm_time(np.int64(4), "sqrt_d", num_params=np.int32(16)) == pytest.approx(4.0)
+    assert th.predicted_times([np.int64(3)], "sqrt", "zero", 0.1)["rennala_nigt"][0] > 0

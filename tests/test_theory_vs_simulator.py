@@ -1,7 +1,7 @@
-"""The simulator (jnigt.timing) against the theory calculator (jnigt.theory).
+"""The simulator (jnigt.timing) against the exact close times (jnigt.testing) and the theory's bounds.
 
 1. Fixed times (jitter = 0): the measured Rennala / Malenia / synchronized round durations equal the exact
-   close-time formulas ``theory.rennala_close_time`` / ``malenia_close_time`` / ``synchronized_close_time``
+   close-time formulas ``testing.rennala_close_time`` / ``malenia_close_time`` / ``synchronized_close_time``
    for several n, batch sizes M, horizons H and step-time models (equal, sqrt, decreasing, random,
    stragglers 100x slower, a dead agent for Rennala).
 
@@ -31,7 +31,7 @@ import jax
 import numpy as np
 import pytest
 
-from jnigt import theory
+from jnigt import testing as oracle
 from jnigt import timing as T
 
 HORIZONS = (64,)  # H = 5 is covered by test_short_horizon
@@ -79,7 +79,7 @@ def test_fixed_rennala_round_equals_close_time_and_within_bounds(name, timing):
     for H in HORIZONS:
         for M in (1, 7, 50):
             measured = float(rennala_round(timing, H, M, None).duration)
-            exact = theory.rennala_close_time(timing.step_time, H, M)
+            exact = oracle.rennala_close_time(timing.step_time, H, M)
             assert measured == pytest.approx(exact, rel=1e-6), (name, H, M)
             lower, ceil_bound, harmonic_bound = _bounds(timing.step_time, H, M)
             assert lower * (1 - 1e-6) <= measured <= min(ceil_bound, harmonic_bound) * (1 + 1e-6), (
@@ -102,10 +102,10 @@ def test_fixed_malenia_round_equals_close_time(name, timing):
         for M in (1, 20):
             k = int(T.malenia_max_per_agent(timing, H, M).max()) + 1
             rnd = T.malenia_round(timing, H, M, None, k)  # eager: K differs per case
-            exact = theory.malenia_close_time(timing.step_time, H, M)
+            exact = oracle.malenia_close_time(timing.step_time, H, M)
             assert float(rnd.duration) == pytest.approx(exact, rel=1e-6), (name, H, M)
             # Malenia waits for every agent at least once, so never closes before Rennala
-            assert exact >= theory.rennala_close_time(timing.step_time, H, M) * (1 - 1e-9)
+            assert exact >= oracle.rennala_close_time(timing.step_time, H, M) * (1 - 1e-9)
 
 
 @pytest.mark.parametrize("name,timing", CASES, ids=IDS)
@@ -115,23 +115,23 @@ def test_fixed_synchronized_round_equals_close_time(name, timing):
         for M in (1, 20, 50):
             per_agent = math.ceil(M / n)
             measured = float(synchronized_round(timing, H, per_agent, None).duration)
-            exact = theory.synchronized_close_time(timing.step_time, H, per_agent)
+            exact = oracle.synchronized_close_time(timing.step_time, H, per_agent)
             assert measured == pytest.approx(exact, rel=1e-6), (name, H, M)
             # the synchronized round is never faster than Rennala's for the same batch
-            assert exact >= theory.rennala_close_time(timing.step_time, H, M) * (1 - 1e-6)
+            assert exact >= oracle.rennala_close_time(timing.step_time, H, M) * (1 - 1e-6)
 
 
 def test_short_horizon():
     timing = T.make_timing(10, "sqrt")
     for M in (1, 20):
         measured = float(rennala_round(timing, 5, M, None).duration)
-        assert measured == pytest.approx(theory.rennala_close_time(timing.step_time, 5, M), rel=1e-6)
+        assert measured == pytest.approx(oracle.rennala_close_time(timing.step_time, 5, M), rel=1e-6)
     k = int(T.malenia_max_per_agent(timing, 5, 20).max()) + 1
     assert float(T.malenia_round(timing, 5, 20, None, k).duration) == pytest.approx(
-        theory.malenia_close_time(timing.step_time, 5, 20), rel=1e-6
+        oracle.malenia_close_time(timing.step_time, 5, 20), rel=1e-6
     )
     assert float(synchronized_round(timing, 5, 2, None).duration) == pytest.approx(
-        theory.synchronized_close_time(timing.step_time, 5, 2), rel=1e-6
+        oracle.synchronized_close_time(timing.step_time, 5, 2), rel=1e-6
     )
 
 
@@ -139,7 +139,7 @@ def test_dead_agent_rennala_matches_theory():
     timing = T.make_timing(6, "sqrt", dead=2)
     for M in (1, 9, 30):
         measured = float(rennala_round(timing, 10, M, None).duration)
-        assert measured == pytest.approx(theory.rennala_close_time(timing.step_time, 10, M), rel=1e-6)
+        assert measured == pytest.approx(oracle.rennala_close_time(timing.step_time, 10, M), rel=1e-6)
         _, ceil_bound, harmonic_bound = _bounds(timing.step_time, 10, M)
         assert measured <= min(ceil_bound, harmonic_bound) * (1 + 1e-6)
 
@@ -148,7 +148,7 @@ def test_fixed_counts_match_theory_counts_without_ties():
     timing = T.make_timing(10, "sqrt")
     for M in (7, 20, 50):
         counts = np.asarray(rennala_round(timing, 64, M, None).counts)
-        expected = theory.rennala_round_counts(timing.step_time, 64, M)
+        expected = oracle.rennala_round_counts(timing.step_time, 64, M)
         if expected.sum() == M:  # no tie at the close: both count exactly the same arrivals
             np.testing.assert_array_equal(counts, expected)
         assert counts.sum() == M
@@ -166,7 +166,7 @@ def test_jittered_mean_rennala_round_within_bound(n, model, jitter):
     assert mean <= 1.1 * harmonic_bound, (mean, harmonic_bound)
     assert mean >= 0.9 * H * M / np.sum(1.0 / timing.step_time), mean
     # and the jittered mean is close to the fixed-time close (jitter only spreads the arrivals)
-    fixed = theory.rennala_close_time(timing.step_time, H, M)
+    fixed = oracle.rennala_close_time(timing.step_time, H, M)
     assert abs(mean - fixed) <= 0.25 * fixed, (mean, fixed)
 
 

@@ -63,6 +63,9 @@ METHODS = {
     "malenia": lambda axis, n: jnigt.malenia(
         jnigt.nigt(0.1, 0.5), batch_size=16, num_agents=n, axis_name=axis
     ),
+    "malenia_drop": lambda axis, n: jnigt.malenia(
+        jnigt.nigt(0.1, 0.5), batch_size=16, num_agents=n, axis_name=axis, drop_after=1
+    ),
     "synchronized": lambda axis, n: jnigt.synchronized(
         optax.sgd(0.1), per_agent=1, num_agents=n, axis_name=axis
     ),
@@ -109,7 +112,16 @@ def _run_sharded(opt, grads, counts):
         )
     )
     params, rounds, dropped = f(grads, counts)
-    return params, jnigt.AggregatorState(None, None, rounds, None, dropped, None)
+    return params, jnigt.AggregatorState(
+        acc=None,
+        counts=None,
+        rounds=rounds,
+        closed=None,
+        dropped=dropped,
+        starved=None,
+        active=None,
+        inner_state=None,
+    )
 
 
 def test_pmap_equals_single_device():

@@ -1,4 +1,4 @@
-"""GPOMDP (reward-to-go REINFORCE) gradients, SPEC section 1.
+"""GPOMDP (reward-to-go REINFORCE) gradients, docs/algorithms.md#gpomdp.
 
 For one trajectory tau = (s_0, u_0, r_0, ..., s_{H-1}, u_{H-1}, r_{H-1}) sampled with pi_theta:
 

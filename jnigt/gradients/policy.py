@@ -1,4 +1,4 @@
-"""Gaussian policies (SPEC section 1).
+"""Gaussian policies (docs/algorithms.md#gpomdp).
 
     u ~ N(mu_theta(s), diag(std_theta(s)^2)),   action = action_scale * tanh(u)
 

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 import numbers
 
@@ -47,21 +46,6 @@ def parse_times(spec, name: str):
     return values[0] if len(values) == 1 else values
 
 
-def check_extra_fields(config) -> None:
-    """Checks of the fields that ``TrainConfig.__post_init__`` does not cover (plain Python)."""
-    if config.time_unit not in TIME_UNITS:
-        raise ValueError(f"time_unit: must be one of {', '.join(TIME_UNITS)} (got {config.time_unit!r})")
-    for name in ("step_model", "comm_model"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (str, numbers.Real, tuple)):
-            raise TypeError(f"{name}: must be a model name, a number or a tuple of numbers (got {value!r})")
-        if isinstance(value, tuple) and not all(
-            isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value
-        ):
-            raise TypeError(f"{name}: a tuple must hold numbers, one per agent (got {value!r})")
-        parse_times(value, name)
-
-
 def first_batch(config) -> int:
     """M_init: the first round's batch (``init_batch_size``, default ``batch_size``)."""
     return config.batch_size if config.init_batch_size is None else config.init_batch_size
@@ -69,16 +53,6 @@ def first_batch(config) -> int:
 
 def make_timing(config, num_params: int | None = None) -> timing_lib.Timing:
     """The simulated clock of ``config``, checked for the method (every round must be able to close)."""
-    check_extra_fields(config)
-    kwargs = {}
-    if "time_unit" in inspect.signature(timing_lib.make_timing).parameters:
-        kwargs["time_unit"] = config.time_unit
-    elif config.time_unit != "step":
-        # TODO(integrator): jnigt.timing.make_timing gains time_unit (theorydocs branch); drop this guard
-        raise ValueError(
-            f"time_unit: {config.time_unit!r} needs jnigt.timing.make_timing(..., time_unit=...), "
-            "which this build of jnigt.timing does not have; use 'step'"
-        )
     t = timing_lib.make_timing(
         config.num_agents,
         parse_times(config.step_model, "step_model"),
@@ -88,7 +62,7 @@ def make_timing(config, num_params: int | None = None) -> timing_lib.Timing:
         stragglers=config.stragglers,
         dead=config.dead,
         allreduce_cost=config.allreduce_cost,
-        **kwargs,
+        time_unit=config.time_unit,
     )
     timing_lib.validate_method(t, config.method)
     timing_lib.reachable(t, max(config.batch_size, first_batch(config)))

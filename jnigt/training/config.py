@@ -7,10 +7,86 @@ What it names is built by ``jnigt.training.build`` (timing, policy, optimizer) a
 from __future__ import annotations
 
 import dataclasses
-import math
 
-from jnigt.training.build import OPTIMIZERS, POLICIES, check_extra_fields
+import numpy as np
+
+from jnigt import validate
+from jnigt.training.build import OPTIMIZERS, POLICIES, TIME_UNITS
 from jnigt.training.methods import METHODS
+
+
+def _bad(config, field, msg):
+    raise ValueError(f"{field}: {msg} (got {getattr(config, field)!r})")
+
+
+def _name_in(allowed, what, plural):
+    def check(name, value):
+        if not isinstance(value, str) or value not in allowed:
+            raise ValueError(f"unknown {what}; valid {plural}: {', '.join(allowed)} (got {value!r})")
+        return value
+
+    return check
+
+
+def _name(name, value):
+    if not isinstance(value, str):
+        raise TypeError(f"must be a name (str), got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _optional_name(name, value):
+    return None if value is None else _name(name, value)
+
+
+def _spec(name, value):
+    """A model name or numbers: a str, or a number (comma-separated numbers as a str)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(validate.real(name, v) for v in np.asarray(value).reshape(-1).tolist())
+    return validate.real(name, value)
+
+
+def _hidden_sizes(name, value):
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"must be a tuple of ints >= 1, got {value!r}")
+    return tuple(validate.integer(name, v) for v in value)
+
+
+def _int(minimum):
+    return lambda name, value: validate.integer(name, value, minimum)
+
+
+# one check per field, in plain Python: numbers through jnigt.validate (NumPy scalars accepted, bool refused)
+_FIELD_CHECKS = {
+    "env": _name,
+    "backend": _optional_name,
+    "method": _name_in(METHODS, "method", "methods"),
+    "optimizer": _name_in(OPTIMIZERS, "optimizer", "optimizers"),
+    "policy": _name_in(POLICIES, "policy", "policies"),
+    "num_agents": _int(1),
+    "step_model": _spec,
+    "comm_model": _spec,
+    "jitter": lambda name, value: validate.real(name, value, low=0.0),
+    "stragglers": _int(0),
+    "dead": _int(0),
+    "allreduce_cost": _name,
+    "horizon": _int(1),
+    "discount": lambda name, value: validate.real(name, value, low=0.0, high=1.0),
+    "learning_rate": validate.positive,
+    "momentum": lambda name, value: validate.real(name, value, low=0.0, high=1.0, low_open=True),
+    "batch_size": _int(1),
+    "init_batch_size": validate.optional_integer,
+    "rounds": _int(1),
+    "eval_every": _int(1),
+    "eval_episodes": _int(1),
+    "hidden_sizes": _hidden_sizes,
+    "seed": _int(-(2**63)),
+    "malenia_slack": lambda name, value: validate.real(name, value, low=1.0),
+    "malenia_patience": _int(1),
+    "malenia_drop_after": validate.optional_integer,
+    "time_unit": _name_in(TIME_UNITS, "time unit", "time units"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +107,7 @@ class TrainConfig:
     num_agents: int = 10
     """n, the number of simulated agents"""
     step_model: str | tuple[float, ...] = "sqrt"
-    """h_i, seconds per env step: equal | sqrt | decreasing | random, or one number per agent ("1,10")"""
+    """h_i, seconds per unit of work: equal | sqrt | decreasing | random, or one number per agent ("1,10")"""
     comm_model: str | float | tuple[float, ...] = "zero"
     """kappa_i, communication time: zero | sqrt | sqrt_d | one number | one number per agent"""
     jitter: float = 0.0
@@ -63,43 +139,33 @@ class TrainConfig:
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layers of the mlp policy"""
     policy: str = "mlp"
-    """mlp (tanh MLP Gaussian policy) | linear (mu = W s + b, no tanh; the LQR ground truth)"""
+    """mlp (tanh MLP Gaussian policy, docs/algorithms.md#gpomdp) | linear (mu = W s + b, no tanh; LQR ground truth)"""
     seed: int = 0
     """PRNG seed of the run"""
     malenia_slack: float = 2.0
     """slot buffer factor for Malenia under jitter (>= 1)"""
+    malenia_patience: int = 20
+    """Malenia/synchronized: stop with an error after this many rounds in which an agent sent only non-finite
+    gradients (docs/algorithms.md#malenia)"""
+    malenia_drop_after: int | None = None
+    """Malenia: drop such an agent from the objective after this many rounds instead (None = never)"""
     time_unit: str = "step"
     """step: h_i per env step | trajectory: h_i per gradient (docs/algorithms.md#simulated-time)"""
 
     def __post_init__(self):
-        def bad(field, msg):
-            raise ValueError(f"{field}: {msg} (got {getattr(self, field)!r})")
-
-        if self.method not in METHODS:
-            bad("method", f"unknown method; valid methods: {', '.join(METHODS)}")
-        if self.policy not in POLICIES:
-            bad("policy", f"unknown policy; valid policies: {', '.join(POLICIES)}")
-        if self.optimizer not in OPTIMIZERS:
-            bad("optimizer", f"unknown optimizer; valid optimizers: {', '.join(OPTIMIZERS)}")
-        for name in ("num_agents", "horizon", "batch_size", "rounds", "eval_every", "eval_episodes"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                bad(name, "must be an int >= 1")
-        if self.init_batch_size is not None and (
-            not isinstance(self.init_batch_size, int) or self.init_batch_size < 1
-        ):
-            bad("init_batch_size", "must be None or an int >= 1")
-        if not 0.0 <= self.discount <= 1.0:
-            bad("discount", "must be in [0, 1]")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            bad("learning_rate", "must be a positive float")
-        if not 0.0 < self.momentum <= 1.0:
-            bad("momentum", "must be in (0, 1]")
+        """Check every field in plain Python (jnigt.validate) and store NumPy scalars as Python ones."""
+        for name, check in _FIELD_CHECKS.items():
+            value = getattr(self, name)
+            try:
+                value = check(name, value)
+            except (TypeError, ValueError) as e:
+                msg = str(e)
+                msg = msg[len(name) :].lstrip() if msg.startswith(name + " ") else msg
+                raise type(e)(f"{name}: {msg}") from None
+            object.__setattr__(self, name, value)
         if self.rounds % self.eval_every:
-            bad(
+            _bad(
+                self,
                 "rounds",
                 f"must be a multiple of eval_every={self.eval_every} (one jitted chunk per evaluation)",
             )
-        if self.malenia_slack < 1.0:
-            bad("malenia_slack", "must be >= 1")
-        check_extra_fields(self)

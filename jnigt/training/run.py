@@ -9,6 +9,9 @@ import dataclasses
 import functools
 import json
 import os
+import shutil
+import tempfile
+import warnings
 from collections.abc import Callable
 
 import jax
@@ -36,11 +39,129 @@ def _rows(metrics, eval_return, first_round: int) -> list[dict]:
 
 
 def _read_rows(path: str, upto_round: int) -> list[dict]:
+    """The metric rows up to ``upto_round`` (the checkpoint's round).
+
+    Rows past the checkpoint are about to be recomputed, so a line cut by a crash there is ignored;
+    a corrupt row at or before the checkpoint is an error that names the line.
+    """
     if not os.path.exists(path):
         return []
-    with open(path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return [r for r in rows if r["round"] <= upto_round]
+    rows: list[dict] = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict) or not isinstance(row.get("round"), int):
+                    raise ValueError("not a metrics row")
+            except ValueError:
+                if rows and rows[-1]["round"] >= upto_round:
+                    break  # past the checkpoint: dropped anyway
+                raise ValueError(
+                    f"{path}, line {number}: a corrupt metrics row before the checkpoint's round {upto_round}; "
+                    "repair or remove the line, or pass resume=False (--no-resume) to start over"
+                ) from None
+            if row["round"] > upto_round:
+                break
+            rows.append(row)
+    if not rows or rows[-1]["round"] < upto_round:
+        last = rows[-1]["round"] if rows else None
+        warnings.warn(
+            f"{path} holds metric rows up to round {last} but the checkpoint is at round {upto_round}; "
+            "the rows in between are missing from the resumed metrics",
+            stacklevel=3,
+        )
+    return rows
+
+
+def _prepare_out_dir(out_dir) -> str:
+    """``out_dir`` as an absolute path to a writable folder (created if needed); ValueError otherwise."""
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise TypeError(f"out_dir must be a folder path (str), got {out_dir!r} ({type(out_dir).__name__})")
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"out_dir {out_dir} is a file, not a folder; give a new or existing folder")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as e:
+        raise ValueError(
+            f"out_dir {out_dir} cannot be created or written ({e.strerror or e}); give a writable folder"
+        ) from None
+    return out_dir
+
+
+def _restore_newest_readable(manager, state, checkpoint_dir: str):
+    """Restore the newest checkpoint that reads; warn about (and set aside) newer unreadable ones.
+
+    Returns the restored state, or ``None`` when there is no checkpoint. Raises ValueError when
+    checkpoints exist but none can be read.
+    """
+    import orbax.checkpoint as ocp
+
+    steps = sorted(manager.all_steps(), reverse=True)
+    bad = []
+    for step in steps:
+        try:
+            restored = manager.restore(step, args=ocp.args.StandardRestore(state))
+        except Exception as e:  # orbax raises many kinds (ValueError, UnicodeDecodeError, OSError, ...)
+            bad.append((step, e))
+            continue
+        for b, e in bad:
+            path = os.path.join(checkpoint_dir, str(b))
+            aside = os.path.join(os.path.dirname(checkpoint_dir), "checkpoints_unreadable", str(b))
+            if is_writer():
+                os.makedirs(os.path.dirname(aside), exist_ok=True)
+                shutil.rmtree(aside, ignore_errors=True)
+                shutil.move(path, aside)
+            warnings.warn(
+                f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); moved it to {aside} and "
+                f"resumed from the older checkpoint of round {step}",
+                stacklevel=3,
+            )
+        if bad:
+            manager.reload()
+        return restored
+    if bad:
+        details = "; ".join(
+            f"{os.path.join(checkpoint_dir, str(b))}: {type(e).__name__}: {e}" for b, e in bad
+        )
+        raise ValueError(
+            f"no checkpoint in {checkpoint_dir} can be read ({details}); pass resume=False (--no-resume) "
+            "to start over, or use a new out_dir"
+        )
+    return None
+
+
+def _check_agents(config: TrainConfig, state: TrainState, warned: set) -> None:
+    """After a chunk: stop when an agent starved a Malenia / synchronized run; warn about dropped agents."""
+    if config.method not in ("malenia", "synchronized"):
+        return
+    from jnigt.transforms import find_aggregator_state, inactive_agents, starved_agents
+
+    if find_aggregator_state(state.opt_state) is None:
+        return
+    for agent in inactive_agents(state.opt_state):
+        if agent not in warned:
+            warned.add(agent)
+            warnings.warn(
+                f"agent {agent} sent only non-finite gradients for malenia_drop_after={config.malenia_drop_after} "
+                "consecutive rounds and was dropped: the objective is now the mean over the other agents",
+                stacklevel=3,
+            )
+    starved = starved_agents(state.opt_state, config.malenia_patience)
+    if starved:
+        fix = (
+            "or opt in to dropping it with malenia_drop_after=k (--malenia-drop-after k)"
+            if config.method == "malenia"
+            else "or use method='rennala', which pools whatever arrives"
+        )
+        raise ValueError(
+            f"agent(s) {starved} sent only non-finite gradients for malenia_patience={config.malenia_patience} "
+            f"consecutive rounds, so no {config.method} round can close; fix the agent's environment, {fix}"
+        )
 
 
 def _write_rows(path: str, rows: list[dict], mode: str) -> None:
@@ -74,6 +195,8 @@ def train(
     checkpoints (``checkpoints/<round>``). ``stop_after_chunks`` ends the call early (as if killed
     after that many chunks) -- used to test resuming.
     """
+    if out_dir is not None:
+        out_dir = _prepare_out_dir(out_dir)  # before any compilation: a bad path fails fast
     trainer = _cached_trainer(config, num_devices, use_pmap)
     state = trainer.init(config.seed)
     rows: list[dict] = []
@@ -81,24 +204,30 @@ def train(
     if out_dir is not None:
         import orbax.checkpoint as ocp
 
-        out_dir = os.path.abspath(out_dir)
-        os.makedirs(out_dir, exist_ok=True)
         config_path = os.path.join(out_dir, CONFIG_FILE)
         config_json = json.dumps(dataclasses.asdict(config), indent=1, sort_keys=True)
         if resume and os.path.exists(config_path):
-            with open(config_path) as f:
-                if json.loads(f.read()) != json.loads(config_json):
+            with open(config_path, encoding="utf-8", errors="replace") as f:
+                try:
+                    saved = json.loads(f.read())
+                except ValueError:
+                    raise ValueError(
+                        f"{config_path} is corrupt; pass resume=False (--no-resume) to start over, "
+                        "or use a new out_dir"
+                    ) from None
+                if saved != json.loads(config_json):
                     raise ValueError(
                         f"out_dir {out_dir} holds a run with a different config; use a new out_dir "
                         "or pass resume=False (--no-resume) to start over"
                     )
+        checkpoint_dir = os.path.join(out_dir, "checkpoints")
         manager = ocp.CheckpointManager(
-            os.path.join(out_dir, "checkpoints"),
+            checkpoint_dir,
             options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
         )
-        latest = manager.latest_step() if resume else None
-        if latest is not None:
-            state = manager.restore(latest, args=ocp.args.StandardRestore(state))
+        restored = _restore_newest_readable(manager, state, checkpoint_dir) if resume else None
+        if restored is not None:
+            state = restored
             rows = _read_rows(os.path.join(out_dir, METRICS_FILE), int(state.round))
         if is_writer():
             with open(config_path, "w") as f:
@@ -125,6 +254,7 @@ def train(
             total=total_chunks, initial=done_chunks, unit="chunk", desc=f"{config.method}+{config.optimizer}"
         )
     chunks_run = 0
+    warned_agents: set[int] = set()
     for _ in range(done_chunks, total_chunks):
         if stop_after_chunks is not None and chunks_run >= stop_after_chunks:
             break
@@ -152,6 +282,7 @@ def train(
             bar.update(1)
         if on_chunk is not None:
             on_chunk(state, new_rows)
+        _check_agents(config, state, warned_agents)
     if bar is not None:
         bar.close()
     if writer is not None:

@@ -2,9 +2,12 @@
 
 from jnigt.transforms.aggregators import (
     AggregatorState,
+    find_aggregator_state,
     has_updated,
+    inactive_agents,
     malenia,
     rennala,
+    starved_agents,
     synchronized,
 )
 from jnigt.transforms.nigt import NigtState, nigt, nigt_eval_params
@@ -12,10 +15,13 @@ from jnigt.transforms.nigt import NigtState, nigt, nigt_eval_params
 __all__ = [
     "AggregatorState",
     "NigtState",
+    "find_aggregator_state",
     "has_updated",
+    "inactive_agents",
     "malenia",
     "nigt",
     "nigt_eval_params",
     "rennala",
+    "starved_agents",
     "synchronized",
 ]

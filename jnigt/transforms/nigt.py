@@ -1,6 +1,6 @@
 """NIGT: normalised gradient descent with momentum and implicit gradient transport.
 
-SPEC section 2, written for a loss ``f = -J`` (gradients arrive with the sign of the loss)::
+See docs/algorithms.md#nigt. Written for a loss ``f = -J`` (gradients arrive with the sign of the loss)::
 
     d_0         = g_0                                  (gradient at theta_0)
     d_t         = (1 - eta) d_{t-1} + eta g_t          (t >= 1, g_t taken at theta~_t)
@@ -12,6 +12,11 @@ The parameters the caller holds are the evaluation point ``theta~``; the update
 returned is ``theta~_{t+1} - theta~_t = (1 + c) Delta_{t+1} - c Delta_t``.
 ``nigt_eval_params(params, state)`` recovers ``theta_t = theta~_t - c Delta_t``,
 the point to evaluate and deploy (compare ``optax.contrib.schedule_free_eval_params``).
+
+``learning_rate`` and ``momentum`` may be JAX scalars or traced values, so ``nigt`` composes with
+``optax.inject_hyperparams`` and ``jax.vmap`` over step sizes. When eta changes from step to step
+(a momentum schedule), the update uses ``c_{t+1}`` for the new step and the stored ``c_t`` for the
+old one, so ``theta~_t = theta_t + c_t Delta_t`` holds at every t.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ class NigtState(NamedTuple):
     count: int32, number of updates applied so far (t).
     delta: last step ``Delta_t = theta_t - theta_{t-1}`` (zeros before the first step).
     momentum_buffer: ``d_{t-1}``.
-    transport: float32 ``c = (1 - eta) / eta``, kept so that the state alone recovers theta_t.
+    transport: float32 ``c_t = (1 - eta) / eta`` of the last step, kept so that the state alone
+      recovers theta_t.
     """
 
     count: jax.Array
@@ -44,16 +50,18 @@ def nigt(learning_rate: optax.ScalarOrSchedule, momentum: float) -> optax.Gradie
     """Normalised policy gradient with momentum and implicit gradient transport.
 
     Args:
-      learning_rate: alpha, a positive float or an optax schedule ``step -> alpha_t``.
-      momentum: eta in (0, 1]; ``momentum=1`` is plain normalised SGD (no extrapolation).
+      learning_rate: alpha > 0: a Python / NumPy / JAX scalar (traced values allowed), or an optax
+        schedule ``step -> alpha_t``.
+      momentum: eta in (0, 1] (a scalar, traced values allowed); ``momentum=1`` is plain normalised
+        SGD (no extrapolation).
 
     Returns:
       An ``optax.GradientTransformation`` whose update maps loss gradients taken at
       ``theta~_t`` (the caller's params) to ``theta~_{t+1} - theta~_t``.
     """
-    _checks.check_learning_rate(learning_rate)
-    eta = _checks.check_momentum(momentum)
-    c = (1.0 - eta) / eta
+    learning_rate = _checks.learning_rate(learning_rate)
+    eta = _checks.momentum(momentum)
+    c = (1.0 - eta) / eta  # a Python float, or a tracer under inject_hyperparams / vmap
 
     def init_fn(params):
         zeros = optax.tree.zeros_like(params)
@@ -66,6 +74,9 @@ def nigt(learning_rate: optax.ScalarOrSchedule, momentum: float) -> optax.Gradie
 
     def update_fn(updates, state, params=None):
         del params
+        _checks.state(state, NigtState, "nigt")
+        _checks.same_tree("updates", updates, state.momentum_buffer, "the params given to init")
+        _checks.float_leaves("updates", updates)
         first = state.count == 0
         d = jax.tree.map(
             lambda g, m: jnp.where(first, g, (1.0 - eta) * m + eta * g).astype(g.dtype),
@@ -76,14 +87,15 @@ def nigt(learning_rate: optax.ScalarOrSchedule, momentum: float) -> optax.Gradie
         alpha = learning_rate(state.count) if callable(learning_rate) else learning_rate
         scale = jnp.where(norm > 0, -alpha / jnp.where(norm > 0, norm, 1.0), 0.0)
         new_delta = jax.tree.map(lambda x: (scale * x).astype(x.dtype), d)
+        c_old = state.transport
         out = jax.tree.map(
-            lambda new, old: ((1.0 + c) * new - c * old).astype(new.dtype), new_delta, state.delta
+            lambda new, old: ((1.0 + c) * new - c_old * old).astype(new.dtype), new_delta, state.delta
         )
         new_state = NigtState(
             count=optax.safe_increment(state.count),
             delta=new_delta,
             momentum_buffer=d,
-            transport=state.transport,
+            transport=jnp.asarray(c, jnp.float32),
         )
         return out, new_state
 
@@ -116,4 +128,5 @@ def nigt_eval_params(params: optax.Params, state: Any) -> optax.Params:
         raise ValueError(
             "state must contain a NigtState; pass the state of nigt(...) or of a wrapper/chain around it"
         )
+    _checks.same_tree("params", params, s.delta, "the params nigt was initialised with")
     return jax.tree.map(lambda p, dl: (p - s.transport * dl).astype(p.dtype), params, s.delta)

@@ -53,7 +53,11 @@ def build(ctx: Context) -> Aggregating:
         layout=per_agent_layout(slots, local_agents),
         contributors=local_agents,
         wrap=lambda inner, first: malenia(
-            inner, m_first if first else c.batch_size, local_agents, axis_name=AXIS
+            inner,
+            m_first if first else c.batch_size,
+            local_agents,
+            axis_name=AXIS,
+            drop_after=c.malenia_drop_after,
         ),
         first_differs=m_first != c.batch_size,
         stalled=(
