@@ -466,11 +466,6 @@ def test_vmapped_init_sweeps_learning_rates_in_the_optimizer_state():
     _vmapped_sweep("adam")
 
 
-@pytest.mark.xfail(
-    not __import__("jnigt.training.build", fromlist=["x"]).nigt_takes_arrays(),
-    reason="jnigt.nigt rejects array hyperparameters until the hardedges branch is merged",
-    strict=False,
-)
 def test_vmapped_init_sweeps_nigt_learning_rate_and_momentum():
     _vmapped_sweep("nigt")
 

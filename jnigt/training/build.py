@@ -7,11 +7,6 @@
 
 from __future__ import annotations
 
-import functools
-import math
-import numbers
-
-import jax.numpy as jnp
 import optax
 
 from jnigt import timing as timing_lib
@@ -20,7 +15,7 @@ from jnigt import timing as timing_lib
 OPTAX_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "lion")
 OPTIMIZERS = ("nigt",) + OPTAX_OPTIMIZERS
 POLICIES = ("mlp", "linear")
-TIME_UNITS = ("step", "trajectory")
+TIME_UNITS = timing_lib.TIME_UNITS
 
 
 def parse_times(spec, name: str):
@@ -79,50 +74,21 @@ def make_policy(config, env):
     return make(env, hidden_sizes=tuple(config.hidden_sizes))
 
 
-@functools.cache
-def nigt_takes_arrays() -> bool:
-    """Whether ``jnigt.nigt`` accepts array hyperparameters (needed to keep them in the state)."""
-    from jnigt.transforms import nigt
-
-    try:
-        nigt(jnp.float32(0.1), jnp.float32(0.5))
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def make_optimizer(
-    name: str, learning_rate, momentum=None, *, traced: bool = True
-) -> optax.GradientTransformationExtraArgs:
+def make_optimizer(name: str, learning_rate, momentum=None) -> optax.GradientTransformationExtraArgs:
     """``optax.inject_hyperparams`` around the inner optimizer ``name``.
 
     nigt(alpha, eta) takes ``learning_rate`` = alpha and ``momentum`` = eta; an optax optimizer
-    takes ``learning_rate`` only. The hyperparameters live in ``state.hyperparams`` (float
-    arrays, so ``jax.vmap`` over states sweeps them), unless ``traced=False`` or nigt does not
-    accept arrays yet: then they are fixed Python floats (``static_args``).
+    takes ``learning_rate`` only. The hyperparameters (Python floats or float arrays, also traced)
+    live in ``state.hyperparams``, so ``jax.vmap`` over states sweeps them.
     """
     if name == "nigt":
-        from jnigt.transforms import nigt as factory
+        from jnigt.transforms import nigt
 
-        hparams = dict(learning_rate=learning_rate, momentum=momentum)
-        # TODO(integrator): once jnigt.nigt takes array hyperparameters (hardedges branch) this is always
-        # the traced path; the static one is kept only so that the trainer runs before that merge.
-        static = () if traced and nigt_takes_arrays() else ("learning_rate", "momentum")
-    else:
-        if name not in OPTAX_OPTIMIZERS:
-            raise ValueError(
-                f"optimizer: unknown optimizer; valid optimizers: {', '.join(OPTIMIZERS)} (got {name!r})"
-            )
-        if momentum is not None:
-            raise ValueError(f"momentum: applies to nigt only, not to optimizer={name!r}")
-        factory = getattr(optax, name)
-        hparams = dict(learning_rate=learning_rate)
-        static = () if traced else ("learning_rate",)
-    if static:
-        for k, v in hparams.items():
-            if not isinstance(v, numbers.Real) or not math.isfinite(v):
-                raise TypeError(
-                    f"{k}: {name} does not accept array hyperparameters yet (got {v!r}); pass None to use "
-                    "the config's value"
-                )
-    return optax.inject_hyperparams(factory, static_args=static)(**hparams)
+        return optax.inject_hyperparams(nigt)(learning_rate=learning_rate, momentum=momentum)
+    if name not in OPTAX_OPTIMIZERS:
+        raise ValueError(
+            f"optimizer: unknown optimizer; valid optimizers: {', '.join(OPTIMIZERS)} (got {name!r})"
+        )
+    if momentum is not None:
+        raise ValueError(f"momentum: applies to optimizer nigt only (optimizer={name!r})")
+    return optax.inject_hyperparams(getattr(optax, name))(learning_rate=learning_rate)

@@ -69,11 +69,9 @@ class Trainer:
     def _optimizer(self, learning_rate, momentum):
         c = self.config
         lr = c.learning_rate if learning_rate is None else learning_rate
-        if c.optimizer != "nigt":
-            if momentum is not None:
-                raise ValueError(f"momentum: applies to optimizer nigt only (optimizer={c.optimizer!r})")
-            return build.make_optimizer(c.optimizer, lr)
-        return build.make_optimizer(c.optimizer, lr, c.momentum if momentum is None else momentum)
+        if c.optimizer == "nigt" and momentum is None:
+            momentum = c.momentum
+        return build.make_optimizer(c.optimizer, lr, momentum)
 
     # ------------------------------------------------------------------ public, pure
     def init(self, seed, learning_rate=None, momentum=None) -> TrainState:
