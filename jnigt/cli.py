@@ -114,11 +114,13 @@ def parse_train(argv: list[str]) -> tuple[TrainOptions, list[TrainConfig]]:
     # all checked before any training
     configs = [dataclasses.replace(base, method=m, optimizer=o) for m, o in runs]
     if len(configs) > 1:
-        # a comparison: AFedPG steps once per gradient, so give it the same gradient budget
-        # (rounds x batch_size arrivals) as the aggregating methods
+        # a comparison: a method that steps once per gradient (AFedPG) gets the same gradient
+        # budget (rounds x batch_size steps) as the aggregating methods
+        from jnigt.training.methods import METHODS
+
         configs = [
             dataclasses.replace(c, rounds=c.rounds * c.batch_size, eval_every=c.eval_every * c.batch_size)
-            if c.method == "afedpg"
+            if METHODS[c.method].ONE_GRADIENT_PER_STEP
             else c
             for c in configs
         ]

@@ -25,6 +25,8 @@ from jnigt.training.state import TrainState
 from jnigt.transforms import rennala
 
 LABEL = "AFedPG"
+#: a step is one arrival: one gradient per step (comparisons give it rounds x batch_size steps)
+ONE_GRADIENT_PER_STEP = True
 
 
 class AfedpgState(NamedTuple):

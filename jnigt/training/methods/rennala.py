@@ -15,6 +15,8 @@ from jnigt.training.methods._common import Context
 from jnigt.transforms import rennala
 
 LABEL = "Rennala NIGT"
+#: a step aggregates a round of gradients (AFedPG: one gradient per step)
+ONE_GRADIENT_PER_STEP = False
 
 
 def build(ctx: Context) -> Aggregating:
