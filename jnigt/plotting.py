@@ -39,14 +39,10 @@ def load_run(path: str):
 
 
 def label_of(config: dict) -> str:
-    names = {
-        ("rennala", "nigt"): "Rennala NIGT",
-        ("malenia", "nigt"): "Malenia NIGT",
-        ("synchronized", "nigt"): "Synchronized NIGT",
-        ("afedpg", "nigt"): "AFedPG",
-    }
-    key = (config.get("method"), config.get("optimizer"))
-    return names.get(key, f"{key[0]}+{key[1]}")
+    """A run's label: "Rennala NIGT", ... (``jnigt.training.label``), else "method+optimizer"."""
+    from jnigt.training.methods import label
+
+    return label(config.get("method"), config.get("optimizer"))
 
 
 def curves(paths: Sequence[str], x: str = "time") -> dict[str, list[tuple]]:

@@ -62,6 +62,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.dirname(HERE) not in sys.path:
     sys.path.insert(0, os.path.dirname(HERE))
 
+from jnigt.training.methods import METHODS as ALL_METHODS  # noqa: E402
+from jnigt.training.methods import label  # noqa: E402
+
 # Hyperparameters from the paper's grids (see the module docstring).
 ETA = 0.1  # NIGT momentum eta
 ALPHA = 2.0**-5  # step size alpha
@@ -74,12 +77,7 @@ SCENARIOS = {
 }
 
 METHODS = ("rennala", "synchronized", "afedpg")
-LABELS = {
-    "rennala": "Rennala NIGT",
-    "synchronized": "Synchronized NIGT",
-    "afedpg": "AFedPG",
-    "malenia": "Malenia NIGT",
-}
+LABELS = {m: label(m) for m in ALL_METHODS}  # figure labels, defined once in jnigt.training.methods
 
 
 @dataclasses.dataclass(frozen=True)

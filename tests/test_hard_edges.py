@@ -423,11 +423,12 @@ def test_memory_estimate_bounds_what_xla_allocates():
     import jnigt_envs
     from jnigt.gradients import gpomdp
     from jnigt.training import TrainConfig, memory
+    from jnigt.training.build import make_policy
 
     slots, horizon, hidden = 64, 32, (32, 32)
     cfg = TrainConfig(env="fast", backend=None, hidden_sizes=hidden, horizon=horizon)
     env = jnigt_envs.make_env("fast")
-    policy = cfg.make_policy(env)
+    policy = make_policy(cfg, env)
     params = policy.init(jax.random.key(0))
     f = jax.jit(
         lambda p, keys: jax.vmap(lambda k: gpomdp.trajectory_gradient(policy, env, p, k, 0, horizon, 0.99))(

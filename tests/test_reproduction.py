@@ -22,6 +22,28 @@ def _load(name):
     return mod
 
 
+def _check_runs(root, expected_rounds):
+    """Every run under ``root`` logged rounds 0..R once, with monotone time and env steps, a finite
+    evaluation at round 0 and at the end; ``expected_rounds`` maps the method folder to R."""
+    import glob
+    import json
+    import math
+
+    found = {}
+    for path in sorted(glob.glob(os.path.join(str(root), "**", "metrics.jsonl"), recursive=True)):
+        method = os.path.basename(os.path.dirname(os.path.dirname(path)))
+        rows = [json.loads(line) for line in open(path)]
+        assert [r["round"] for r in rows] == list(range(expected_rounds[method] + 1)), path
+        times = [r["time"] for r in rows]
+        steps = [r["env_steps"] for r in rows]
+        assert times[0] == 0.0 and all(b >= a for a, b in zip(times, times[1:])), (path, times)
+        assert all(math.isfinite(t) for t in times) and times[-1] > 0
+        assert steps[0] == 0 and all(b >= a for a, b in zip(steps, steps[1:])) and steps[-1] > 0
+        assert math.isfinite(rows[0]["eval_return"]) and math.isfinite(rows[-1]["eval_return"])
+        found[method] = len(rows)
+    assert set(found) == set(expected_rounds), found
+
+
 def _read_csv(path):
     with open(path) as f:
         return list(csv.DictReader(f))
@@ -57,6 +79,7 @@ def test_reproduce_paper_tiny(tmp_path, rp, capsys):
 
     data = curves([str(out / "runs" / "fast" / "b" / "n4")])
     assert set(data) == {"Rennala NIGT", "Synchronized NIGT", "AFedPG"}
+    _check_runs(out / "runs", {"rennala": 4, "synchronized": 4, "afedpg": 80})
 
 
 def test_reproduce_heterogeneous_tiny(tmp_path, rp, capsys):
@@ -76,6 +99,7 @@ def test_reproduce_heterogeneous_tiny(tmp_path, rp, capsys):
     for r in rows:
         assert (r["env"], r["step_model"], r["n"]) == ("mirrored_fast", "1,10", "2")
         assert r["reference"] == "Malenia NIGT"
+    _check_runs(out, {"malenia": 4, "afedpg": 4 * g})
 
 
 def test_time_to_threshold_and_median(rp):

@@ -1,35 +1,18 @@
-"""Typed training configuration, checked in plain Python before anything is traced."""
+"""Typed training configuration (plain data), checked in plain Python before anything is traced.
+
+What it names is built by ``jnigt.training.build`` (timing, policy, optimizer) and
+``jnigt.training.methods`` (the method).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
-import optax
 
-from jnigt import timing as timing_lib
 from jnigt import validate
-
-METHODS = ("rennala", "malenia", "synchronized", "afedpg")
-# Inner optimizers: "nigt" (the paper) or any optax optimizer that takes a learning rate.
-OPTAX_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "lion")
-OPTIMIZERS = ("nigt",) + OPTAX_OPTIMIZERS
-POLICIES = ("mlp", "linear")
-
-
-def _times(spec, name):
-    """A model name, one number, or comma-separated per-agent numbers ("1,10")."""
-    if not isinstance(spec, str):
-        return spec
-    try:
-        values = [float(v) for v in spec.split(",")]
-    except ValueError:
-        return spec  # a model name; jnigt.timing checks it
-    if name == "step_model" and len(values) == 1:
-        raise ValueError(
-            f"step_model: a single number is not a model; give a model name or one number per agent (got {spec!r})"
-        )
-    return values[0] if len(values) == 1 else values
+from jnigt.training.build import OPTIMIZERS, POLICIES, TIME_UNITS
+from jnigt.training.methods import METHODS
 
 
 def _bad(config, field, msg):
@@ -102,6 +85,7 @@ _FIELD_CHECKS = {
     "malenia_slack": lambda name, value: validate.real(name, value, low=1.0),
     "malenia_patience": _int(1),
     "malenia_drop_after": validate.optional_integer,
+    "time_unit": _name_in(TIME_UNITS, "time unit", "time units"),
 }
 
 
@@ -113,34 +97,60 @@ class TrainConfig:
     """
 
     env: str = "inverted_pendulum"
+    """a jnigt_envs name (e.g. inverted_pendulum, hopper, mirrored_inverted_pendulum, lqr, fast)"""
     backend: str | None = "spring"
+    """brax backend: spring, generalized, positional, mjx; None for jnigt's own envs"""
     method: str = "rennala"
+    """rennala | malenia | synchronized | afedpg (docs/algorithms.md)"""
     optimizer: str = "nigt"
+    """inner optimizer: nigt, or an optax optimizer: sgd, adam, adamw, rmsprop, adagrad, lion"""
     num_agents: int = 10
-    step_model: str = "sqrt"  # equal | sqrt | decreasing | random | "h_1,h_2,...,h_n"
-    comm_model: str = "zero"  # zero | sqrt | sqrt_d | a number | "k_1,...,k_n"
+    """n, the number of simulated agents"""
+    step_model: str | tuple[float, ...] = "sqrt"
+    """h_i, seconds per unit of work: equal | sqrt | decreasing | random, or one number per agent ("1,10")"""
+    comm_model: str | float | tuple[float, ...] = "zero"
+    """kappa_i, communication time: zero | sqrt | sqrt_d | one number | one number per agent"""
     jitter: float = 0.0
+    """sigma of the lognormal per-trajectory time factor (0 = fixed times)"""
     stragglers: int = 0
+    """agents made 100x slower"""
     dead: int = 0
+    """agents with infinite step time"""
     allreduce_cost: str = "max"
+    """charge of a closed round: max (max_i kappa_i) | arrived | none"""
     horizon: int = 64
+    """H, steps per trajectory"""
     discount: float = 0.99
+    """gamma"""
     learning_rate: float = 2.0**-5
+    """alpha"""
     momentum: float = 0.1
+    """eta in (0, 1] (nigt only; 1 = no momentum)"""
     batch_size: int = 20
+    """M, gradients per round"""
     init_batch_size: int | None = None
+    """M_init, gradients in the first round (default: M)"""
     rounds: int = 50
+    """steps to run (AFedPG: arrivals)"""
     eval_every: int = 10
+    """steps per jitted chunk; one evaluation after each"""
     eval_episodes: int = 16
+    """episodes per evaluation"""
     hidden_sizes: tuple[int, ...] = (64, 64)
-    policy: str = "mlp"  # mlp (docs/algorithms.md#gpomdp) | linear (mu = W s + b, no tanh; LQR ground truth)
+    """hidden layers of the mlp policy"""
+    policy: str = "mlp"
+    """mlp (tanh MLP Gaussian policy, docs/algorithms.md#gpomdp) | linear (mu = W s + b, no tanh; LQR ground truth)"""
     seed: int = 0
-    malenia_slack: float = 2.0  # slot buffer factor for Malenia under jitter
-    # Malenia with an agent that only sends non-finite gradients (docs/algorithms.md#malenia):
-    # stop with an error after malenia_patience such rounds, or drop the agent after
-    # malenia_drop_after rounds (None = never drop).
+    """PRNG seed of the run"""
+    malenia_slack: float = 2.0
+    """slot buffer factor for Malenia under jitter (>= 1)"""
     malenia_patience: int = 20
+    """Malenia/synchronized: stop with an error after this many rounds in which an agent sent only non-finite
+    gradients (docs/algorithms.md#malenia)"""
     malenia_drop_after: int | None = None
+    """Malenia: drop such an agent from the objective after this many rounds instead (None = never)"""
+    time_unit: str = "step"
+    """step: h_i per env step | trajectory: h_i per gradient (docs/algorithms.md#simulated-time)"""
 
     def __post_init__(self):
         """Check every field in plain Python (jnigt.validate) and store NumPy scalars as Python ones."""
@@ -159,36 +169,3 @@ class TrainConfig:
                 "rounds",
                 f"must be a multiple of eval_every={self.eval_every} (one jitted chunk per evaluation)",
             )
-
-    @property
-    def first_batch(self) -> int:
-        return self.batch_size if self.init_batch_size is None else self.init_batch_size
-
-    def make_timing(self, num_params: int | None = None) -> timing_lib.Timing:
-        t = timing_lib.make_timing(
-            self.num_agents,
-            _times(self.step_model, "step_model"),
-            _times(self.comm_model, "comm_model"),
-            num_params=num_params,
-            jitter=self.jitter,
-            stragglers=self.stragglers,
-            dead=self.dead,
-            allreduce_cost=self.allreduce_cost,
-        )
-        timing_lib.validate_method(t, self.method)
-        timing_lib.reachable(t, max(self.batch_size, self.first_batch))
-        return t
-
-    def make_policy(self, env):
-        from jnigt.gradients.policy import make_policy
-
-        if self.policy == "linear":
-            return make_policy(env, hidden_sizes=(), action_scale=None, state_dependent_std=False)
-        return make_policy(env, hidden_sizes=tuple(self.hidden_sizes))
-
-    def make_optimizer(self) -> optax.GradientTransformation:
-        from jnigt.transforms import nigt
-
-        if self.optimizer == "nigt":
-            return nigt(self.learning_rate, self.momentum)
-        return getattr(optax, self.optimizer)(self.learning_rate)

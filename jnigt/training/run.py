@@ -17,8 +17,10 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
+from jnigt.distributed import is_writer
 from jnigt.training.config import TrainConfig
-from jnigt.training.loop import Trainer, TrainState
+from jnigt.training.loop import Trainer
+from jnigt.training.state import TrainState
 
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
@@ -110,7 +112,7 @@ def _restore_newest_readable(manager, state, checkpoint_dir: str):
         for b, e in bad:
             path = os.path.join(checkpoint_dir, str(b))
             aside = os.path.join(os.path.dirname(checkpoint_dir), "checkpoints_unreadable", str(b))
-            if _is_writer():
+            if is_writer():
                 os.makedirs(os.path.dirname(aside), exist_ok=True)
                 shutil.rmtree(aside, ignore_errors=True)
                 shutil.move(path, aside)
@@ -168,11 +170,6 @@ def _write_rows(path: str, rows: list[dict], mode: str) -> None:
             f.write(json.dumps(r) + "\n")
 
 
-def _is_writer() -> bool:
-    """Metrics and checkpoints are written once, by process 0."""
-    return jax.process_index() == 0
-
-
 @functools.lru_cache(maxsize=8)
 def _cached_trainer(config: TrainConfig, num_devices: int | None, use_pmap: bool) -> Trainer:
     """One Trainer (and one compilation) per config within a process: resuming, or running the
@@ -201,7 +198,7 @@ def train(
     if out_dir is not None:
         out_dir = _prepare_out_dir(out_dir)  # before any compilation: a bad path fails fast
     trainer = _cached_trainer(config, num_devices, use_pmap)
-    state = trainer.init_state()
+    state = trainer.init(config.seed)
     rows: list[dict] = []
     manager = writer = None
     if out_dir is not None:
@@ -232,7 +229,7 @@ def train(
         if restored is not None:
             state = restored
             rows = _read_rows(os.path.join(out_dir, METRICS_FILE), int(state.round))
-        if _is_writer():
+        if is_writer():
             with open(config_path, "w") as f:
                 f.write(config_json)
             _write_rows(os.path.join(out_dir, METRICS_FILE), rows, "w")
@@ -243,14 +240,14 @@ def train(
 
     if int(state.round) == 0 and not rows:
         # the starting point, so that curves begin at time 0 with the initial policy's return
-        rows = [{"round": 0, "time": 0.0, "env_steps": 0, "eval_return": float(trainer._eval(state))}]
-        if out_dir is not None and _is_writer():
+        rows = [{"round": 0, "time": 0.0, "env_steps": 0, "eval_return": float(trainer.evaluate(state))}]
+        if out_dir is not None and is_writer():
             _write_rows(os.path.join(out_dir, METRICS_FILE), rows, "w")
 
     total_chunks = config.rounds // config.eval_every
     done_chunks = int(state.round) // config.eval_every
     bar = None
-    if progress and _is_writer():
+    if progress and is_writer():
         from tqdm import tqdm
 
         bar = tqdm(
@@ -266,7 +263,7 @@ def train(
         new_rows = _rows(metrics, eval_return, first_round)
         rows.extend(new_rows)
         chunks_run += 1
-        if out_dir is not None and _is_writer():
+        if out_dir is not None and is_writer():
             _write_rows(os.path.join(out_dir, METRICS_FILE), new_rows, "a")
             if writer is not None:
                 for r in new_rows:
