@@ -160,14 +160,62 @@ def plot_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _theory_main(argv: list[str]) -> int:
-    # TODO(integrator): tyro-fy jnigt._theory_cli like train and plot
-    from jnigt._theory_cli import theory_main
+@dataclasses.dataclass(frozen=True)
+class TheoryCommand:
+    """Print the predicted times (Theorems 4.4, 5.1 and Table 1 of arXiv 2509.24305, constants and log
+    factors dropped; docs/algorithms.md#theory) and optionally plot them against the number of agents."""
 
-    return theory_main(argv)
+    agents: int = 10
+    """number of agents n for the table"""
+    step: Literal["equal", "sqrt", "decreasing"] = "sqrt"
+    """step-time model: equal h_i=1, sqrt h_i=sqrt(i), decreasing h_i=sqrt(n+1-i)"""
+    comm: Literal["zero", "sqrt", "sqrt_d"] = "sqrt"
+    """communication model: zero, sqrt kappa_i=sqrt(i), sqrt_d kappa_i=sqrt(i) d^(1/4); kappa = max_i kappa_i"""
+    num_params: int | None = None
+    """number of policy parameters d (required for --comm sqrt_d)"""
+    eps: float = 0.1
+    """target gradient norm eps > 0"""
+    gamma: float = 0.99
+    """discount factor in [0, 1)"""
+    L_g: float = 1.0
+    """smoothness constant L_g"""
+    L_h: float = 1.0
+    """Hessian-Lipschitz constant L_h"""
+    D: float = 1.0
+    """initial gap D"""
+    sigma: float = 1.0
+    """gradient noise sigma"""
+    formulas: Literal["theorem", "table"] = "theorem"
+    """theorem: Rennala/Malenia NIGT from Theorems 4.4/5.1; table: all in Table 1 form"""
+    plot: str | None = None
+    """also draw predicted time vs number of agents (log-log) into this PNG file"""
+    max_agents: int = 1000
+    """largest number of agents on the plot's x axis"""
+    verbose: bool = False
+    """show the traceback of an error"""
 
 
-COMMANDS = {"train": train_main, "plot": plot_main, "theory": _theory_main}
+def theory_main(argv: list[str] | None = None) -> int:
+    cmd = tyro.cli(TheoryCommand, args=list(sys.argv[1:] if argv is None else argv), prog="jnigt theory")
+    import math
+
+    import numpy as np
+
+    from jnigt import theory, validate
+    from jnigt.plotting import plot_predicted_times
+    from jnigt.report import format_table
+
+    c = theory.Constants(L_g=cmd.L_g, L_h=cmd.L_h, D=cmd.D, sigma=cmd.sigma, gamma=cmd.gamma)
+    print(format_table(cmd.agents, cmd.step, cmd.comm, cmd.eps, c, cmd.num_params, cmd.formulas))
+    if cmd.plot:
+        top = validate.integer("max_agents", cmd.max_agents, 1)
+        agents = sorted({int(round(x)) for x in np.logspace(0, math.log10(top), 30)} | {1, top})
+        plot_predicted_times(cmd.plot, agents, cmd.step, cmd.comm, cmd.eps, c, cmd.num_params, cmd.formulas)
+        print(f"plot written to {cmd.plot}")
+    return 0
+
+
+COMMANDS = {"train": train_main, "plot": plot_main, "theory": theory_main}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ Aggregation for Efficient Distributed Reinforcement Learning" (Tyurin, Spiridono
 
 The timing models (``h_i``, ``kappa_i``) come from :mod:`jnigt.timing`; the text table is
 :func:`jnigt.report.format_table`, the plot :func:`jnigt.plotting.plot_predicted_times`, the command
-``jnigt theory`` lives in ``jnigt._theory_cli``; exact round close times for tests are in :mod:`jnigt.testing`.
+``jnigt theory`` lives in ``jnigt.cli``; exact round close times for tests are in :mod:`jnigt.testing`.
 
 Conventions
 -----------

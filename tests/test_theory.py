@@ -11,7 +11,7 @@ import pytest
 from jnigt import report, timing
 from jnigt import testing as oracle
 from jnigt import theory as th
-from jnigt._theory_cli import theory_main
+from jnigt.cli import main, theory_main
 from jnigt.theory import Constants
 
 ONE = Constants(L_g=1.0, L_h=1.0, D=1.0, sigma=1.0, gamma=0.0)  # 1/(1-gamma) = 1
@@ -321,10 +321,9 @@ def test_theory_main_help_lists_options(capsys):
 
 
 def test_theory_main_bad_eps_exits_with_message(capsys):
-    with pytest.raises(SystemExit) as exc:
-        theory_main(["--eps", "-1"])
-    assert exc.value.code == 2
-    assert "eps" in capsys.readouterr().err
+    assert main(["theory", "--eps", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jnigt: error:") and "eps" in err and "Traceback" not in err
 
 
 # ----------------------------------------------------------------------------------------------- validation
