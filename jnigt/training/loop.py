@@ -14,7 +14,7 @@ import numpy as np
 
 from jnigt.distributed import make_agent_mesh, replicate
 from jnigt.gradients import gpomdp
-from jnigt.training import build
+from jnigt.training import build, memory
 from jnigt.training.config import TrainConfig
 from jnigt.training.methods import METHODS, Context
 from jnigt.training.state import TrainState
@@ -49,13 +49,22 @@ class Trainer:
         )
         self.timing = build.make_timing(c, self.num_params)
         self.use_pmap = use_pmap
+        mesh = make_agent_mesh(num_devices)
+        # refuse, before anything is planned or compiled, rounds that cannot fit in memory
+        memory.check_round_memory(
+            c,
+            obs_size=self.env.observation_size,
+            action_size=self.env.action_size,
+            num_params=self.num_params,
+            num_devices=mesh.devices.size,
+        )
         ctx = Context(
             config=c,
             env=self.env,
             policy=self.policy,
             timing=self.timing,
             inner=self._optimizer(None, None),
-            mesh=make_agent_mesh(num_devices),
+            mesh=mesh,
             use_pmap=use_pmap,
         )
         self.method = METHODS[c.method].build(ctx)
