@@ -39,6 +39,16 @@ class TrainOptions:
     """resume from OUT's checkpoint (--no-resume: start over)"""
     plot: bool = True
     """draw OUT/return_vs_time.png (--no-plot: do not)"""
+    executor: Literal["simulated", "ray"] = "simulated"
+    """simulated: the simulated clock decides who arrives (one jitted scan per chunk); ray: one Ray
+    actor per agent computing at its real speed (jnigt.executors.ray; time is wall-clock seconds)"""
+    ray_address: str | None = None
+    """--executor ray: join this Ray cluster (default: start Ray on this machine)"""
+    slowdown: Literal["config", "step", "trajectory", "none"] = "config"
+    """--executor ray: emulate h_i by sleeping h_i*time_scale per env step or per trajectory
+    (config: follow --time-unit; none: agents run at their natural speed)"""
+    time_scale: float = 1e-3
+    """--executor ray: seconds per unit of h_i"""
     coordinator: str | None = None
     """multi-host: coordinator address host:port (or env JNIGT_COORDINATOR)"""
     num_processes: int | None = None
@@ -138,7 +148,22 @@ def train_main(argv: list[str] | None = None) -> int:
     for config in configs:
         run_dir = os.path.join(opts.out, f"{config.method}+{config.optimizer}")
         run_dirs.append(run_dir)
-        _, _, rows = train(config, run_dir, num_devices=opts.devices, use_pmap=opts.pmap, resume=opts.resume)
+        if opts.executor == "ray":
+            from jnigt.executors.ray import train_ray
+
+            _, _, rows = train_ray(
+                config,
+                run_dir,
+                ray_address=opts.ray_address,
+                slowdown=None if opts.slowdown == "none" else opts.slowdown,
+                time_scale=opts.time_scale,
+                resume=opts.resume,
+                progress=True,
+            )
+        else:
+            _, _, rows = train(
+                config, run_dir, num_devices=opts.devices, use_pmap=opts.pmap, resume=opts.resume
+            )
         last = rows[-1] if rows else {}
         summary = {k: last.get(k) for k in ("round", "time", "env_steps", "eval_return")}
         print(json.dumps({"run": run_dir, **summary}))

@@ -39,10 +39,12 @@ def load_run(path: str):
 
 
 def label_of(config: dict) -> str:
-    """A run's label: "Rennala NIGT", ... (``jnigt.training.label``), else "method+optimizer"."""
+    """A run's label: "Rennala NIGT", ... (``jnigt.training.label``), else "method+optimizer";
+    " (Ray)" for a run on real Ray agents (its time is wall-clock seconds)."""
     from jnigt.training.methods import label
 
-    return label(config.get("method"), config.get("optimizer"))
+    name = label(config.get("method"), config.get("optimizer"))
+    return name + " (Ray)" if config.get("executor") == "ray" else name
 
 
 def curves(paths: Sequence[str], x: str = "time") -> dict[str, list[tuple]]:
