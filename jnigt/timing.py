@@ -23,7 +23,7 @@ clock (``afedpg_init``/``afedpg_next``) yields server update times directly (doc
 Jittable functions take ``horizon``, ``batch_size``, ``max_per_agent``, ``per_agent``, ``num_slots`` as static
 Python ints. ``Timing`` is a pytree (``step_time``/``comm_time`` are leaves; ``jitter``, ``allreduce_cost``,
 ``time_unit`` are static), so it can be passed straight into ``jax.jit``. Validation and planning
-(``make_timing``, ``validate_method``, ``reachable``, ``malenia_max_per_agent``) are plain Python/NumPy and
+(``make_timing``, ``check_progress``, ``reachable``, ``malenia_max_per_agent``) are plain Python/NumPy and
 run outside ``jit``.
 """
 
@@ -50,7 +50,6 @@ __all__ = [
     "COMM_MODELS",
     "ALLREDUCE_COSTS",
     "TIME_UNITS",
-    "METHODS",
     "MAX_PLAN_SLOTS",
     "step_times",
     "comm_times",
@@ -70,7 +69,7 @@ __all__ = [
     "afedpg_init",
     "afedpg_next",
     "reachable",
-    "validate_method",
+    "check_progress",
 ]
 
 #: Step-time models with a closed form (usable by the theory calculator) and all models.
@@ -79,7 +78,6 @@ STEP_MODELS = DETERMINISTIC_STEP_MODELS + ("random",)
 COMM_MODELS = ("zero", "sqrt", "sqrt_d")
 ALLREDUCE_COSTS = ("max", "arrived", "none")
 TIME_UNITS = ("step", "trajectory")
-METHODS = ("rennala", "malenia", "synchronized", "afedpg")
 
 #: Largest Malenia plan (gradient slots per round, summed over agents) ``malenia_max_per_agent`` accepts.
 MAX_PLAN_SLOTS = 10**7
@@ -530,22 +528,20 @@ def reachable(timing: Timing, batch_size: int) -> None:
         )
 
 
-def validate_method(timing: Timing, method: str) -> None:
-    """Raises ValueError if ``method``'s rounds can never close under ``timing``.
+def check_progress(timing: Timing, waits_for_every_agent: bool, name: str = "this method") -> None:
+    """Raises ValueError if rounds can never close under ``timing``.
 
-    malenia / synchronized wait for every agent, so no agent may be dead; rennala / afedpg need one live agent.
+    A method that waits for every agent (Malenia, synchronized) needs every agent alive; one that takes
+    whatever arrives (Rennala, AFedPG) needs one live agent. ``name`` is used in the message.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
     dead = _dead_agents(timing)
-    if method in ("malenia", "synchronized") and dead:
-        name = "Malenia" if method == "malenia" else "Synchronized"
+    if waits_for_every_agent and dead:
         raise ValueError(
             f"{name} can never close a round: agent(s) {dead} have infinite step time (timing.step_time)."
         )
     if len(dead) == timing.num_agents:
         raise ValueError(
-            f"method {method!r} can never make progress: every agent has infinite step time (timing.step_time)."
+            f"{name} can never make progress: every agent has infinite step time (timing.step_time)."
         )
 
 

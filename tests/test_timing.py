@@ -220,19 +220,16 @@ def test_dead_agents():
     timing = T.make_timing(3, "equal", dead=1)
     assert float(T.synchronized_round(timing, H, 2, None).duration) == np.inf
     assert float(T.malenia_round(timing, H, 3, None, 8).duration) == np.inf
-    with pytest.raises(ValueError, match=r"Malenia can never close a round: agent\(s\) \[2\]"):
-        T.validate_method(timing, "malenia")
-    with pytest.raises(ValueError, match=r"\[2\]"):
-        T.validate_method(timing, "synchronized")
+    with pytest.raises(ValueError, match=r"Malenia NIGT can never close a round: agent\(s\) \[2\]"):
+        T.check_progress(timing, True, "Malenia NIGT")
     with pytest.raises(ValueError, match=r"\[2\]"):
         T.malenia_max_per_agent(timing, H, 3)
-    T.validate_method(timing, "rennala")
-    T.validate_method(timing, "afedpg")
+    T.check_progress(timing, False)
     T.reachable(timing, 10)
     all_dead = T.make_timing(2, dead=2)
-    for method in ("rennala", "afedpg"):
+    for waits in (False, True):
         with pytest.raises(ValueError, match="infinite step time"):
-            T.validate_method(all_dead, method)
+            T.check_progress(all_dead, waits)
     with pytest.raises(ValueError, match="all agents dead"):
         T.reachable(all_dead, 1)
     with pytest.raises(ValueError, match="batch_size"):
@@ -325,8 +322,6 @@ def test_timing_direct_validation_and_models():
         T.Timing(step_time=np.array([0.0]), comm_time=np.array([0.0]))
     with pytest.raises(ValueError, match="comm_time"):
         T.Timing(step_time=np.array([1.0]), comm_time=np.array([np.inf]))
-    with pytest.raises(ValueError, match="method must be one of"):
-        T.validate_method(T.make_timing(2), "fedavg")
     t = T.make_timing(4, "sqrt", "sqrt_d", num_params=16)
     np.testing.assert_allclose(t.comm_time, np.sqrt(np.arange(1, 5)) * 2.0)
     np.testing.assert_allclose(T.make_timing(4, "decreasing").step_time, np.sqrt([4, 3, 2, 1]))

@@ -98,6 +98,7 @@ def agent_delays(config, slowdown: str | None = "step", time_scale: float = 1e-3
     from ``jnigt.timing.make_timing`` with the config's step_model, stragglers and dead agents.
     """
     from jnigt import timing as timing_lib
+    from jnigt.training.methods import METHODS
 
     if slowdown not in SLOWDOWNS:
         raise ValueError(f"slowdown must be one of {SLOWDOWNS}, got {slowdown!r}")
@@ -113,7 +114,8 @@ def agent_delays(config, slowdown: str | None = "step", time_scale: float = 1e-3
         stragglers=config.stragglers,
         dead=config.dead,
     )
-    timing_lib.validate_method(t, config.method)
+    module = METHODS[config.method]
+    timing_lib.check_progress(t, module.WAITS_FOR_EVERY_AGENT, module.LABEL)
     h = np.asarray(t.step_time, np.float64)
     if slowdown is None:
         return np.where(np.isfinite(h), 0.0, np.inf)
@@ -606,8 +608,10 @@ def _run(
         jax.block_until_ready(evaluate(params, opt_state, rnd))
 
     def agent_died(i, error):
+        from jnigt.training.methods import METHODS
+
         live.remove(i)
-        if c.method in ("malenia", "synchronized"):
+        if METHODS[c.method].WAITS_FOR_EVERY_AGENT:
             raise RuntimeError(
                 f"agent {i} died ({type(error).__name__}): {c.method} needs every agent in every "
                 f"round and cannot close rounds without it (docs/algorithms.md#{c.method}); "

@@ -59,7 +59,10 @@ def make_timing(config, num_params: int | None = None) -> timing_lib.Timing:
         allreduce_cost=config.allreduce_cost,
         time_unit=config.time_unit,
     )
-    timing_lib.validate_method(t, config.method)
+    from jnigt.training.methods import METHODS
+
+    module = METHODS[config.method]
+    timing_lib.check_progress(t, module.WAITS_FOR_EVERY_AGENT, module.LABEL)
     timing_lib.reachable(t, max(config.batch_size, first_batch(config)))
     return t
 

@@ -137,7 +137,9 @@ def _restore_newest_readable(manager, state, checkpoint_dir: str):
 
 def _check_agents(config: TrainConfig, state: TrainState, warned: set) -> None:
     """After a chunk: stop when an agent starved a Malenia / synchronized run; warn about dropped agents."""
-    if config.method not in ("malenia", "synchronized"):
+    from jnigt.training.methods import METHODS
+
+    if not METHODS[config.method].WAITS_FOR_EVERY_AGENT:
         return
     from jnigt.transforms import find_aggregator_state, inactive_agents, starved_agents
 

@@ -1,7 +1,7 @@
 """The training methods, one module each, behind one interface (:class:`Method`).
 
 Each module has ``LABEL`` (its name in figures), ``ONE_GRADIENT_PER_STEP`` (AFedPG: a step is one
-arrival) and ``build(ctx: Context) -> Method``; the
+arrival), ``WAITS_FOR_EVERY_AGENT`` (Malenia, synchronized) and ``build(ctx: Context) -> Method``; the
 :class:`~jnigt.training.Trainer` runs any of them the same way. Methods name the aggregation
 (docs/algorithms.md#rennala, #malenia, #synchronized, #afedpg); the inner optimizer is separate
 (``TrainConfig.optimizer``): rennala+nigt = Rennala NIGT, rennala+adam = a "Rennala PG" ablation.

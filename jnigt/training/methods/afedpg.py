@@ -27,6 +27,8 @@ from jnigt.transforms import rennala
 LABEL = "AFedPG"
 #: a step is one arrival: one gradient per step (comparisons give it rounds x batch_size steps)
 ONE_GRADIENT_PER_STEP = True
+#: Whether a round waits for every agent (then no agent may be dead, and a starved agent stalls it).
+WAITS_FOR_EVERY_AGENT = False
 
 
 class AfedpgState(NamedTuple):

@@ -24,6 +24,8 @@ from jnigt.transforms import malenia
 LABEL = "Malenia NIGT"
 #: a step aggregates a round of gradients (AFedPG: one gradient per step)
 ONE_GRADIENT_PER_STEP = False
+#: Whether a round waits for every agent (then no agent may be dead, and a starved agent stalls it).
+WAITS_FOR_EVERY_AGENT = True
 
 
 def build(ctx: Context) -> Aggregating:
