@@ -52,6 +52,7 @@ def make_config(
         batch_size=int(batch_size),
         init_batch_size=int(batch_size),
         eval_episodes=panel.eval_episodes,
+        policy=panel.policy,
         seed=0,
     )
     if panel.time_unit is not None:
@@ -90,11 +91,12 @@ def make_trainer(panel: Panel, method: str, batch_size: int, env=None, **kw):
 
 
 def end_time(trainer, rounds: int) -> float:
-    """``rounds`` x the first step's end time of ``trainer`` at seed 0 (its default hyperparameters)."""
+    """``rounds`` x the first step's end time of ``trainer`` at seed 0 (its default hyperparameters),
+    times ``1 + 1e-6`` so that float32 rounding of the summed round times cannot drop the last round."""
     t = float(trainer.next_time(trainer.init(0)))
     if not (t > 0 and math.isfinite(t)):
         raise ValueError(f"the reference method's first round never ends (time {t}); check the timing")
-    return rounds * t
+    return rounds * t * (1 + 1e-6)
 
 
 @dataclasses.dataclass

@@ -71,6 +71,7 @@ class Panel:
     time_unit: str | None = None  # None: TrainConfig's default ("step")
     physics_spread: float = 0.0  # > 0: per-agent physics (jnigt_envs.random_physics)
     physics_seed: int = 0
+    policy: str = "mlp"  # TrainConfig.policy ("linear" for LQR ground truth)
     note: str = ""
 
     @property
