@@ -17,6 +17,10 @@ linearly to K (stated in the output). Compile times are excluded (measured and p
 
     python scripts/bench_sweep.py --env inverted_pendulum --horizon 200 --batch 20 --agents 10 --ks 16,64
     python scripts/bench_sweep.py --env hopper --horizon 100 --ks 16,64
+
+``--startup``: instead, the start-up time of one small comparison (``jnigt.experiments.commands.
+compare_command``: inverted_pendulum, H=50, n=4, Rennala NIGT vs AFedPG, 2 seeds, 3 rounds) run twice in
+fresh processes sharing a new persistent compilation cache folder: first run (cold) vs second (cached).
 """
 
 from __future__ import annotations
@@ -48,6 +52,38 @@ def _best(fn, reps):
     return min(out)
 
 
+STARTUP = """
+import time; t0 = time.time()
+from jnigt.experiments import commands
+commands.compare_command(commands.CompareArgs(env="inverted_pendulum", backend="spring", num_agents=4,
+    horizon=50, rounds=3, grid_points=4, eval_episodes=2, methods=("rennala", "afedpg"), batch_sizes=(4,),
+    seeds=2, out={out!r}, cache_dir={cache!r}, progress=False))
+print("WALL", time.time() - t0)
+"""
+
+
+def startup() -> int:
+    import subprocess
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix="jnigt_startup_")
+    cache = os.path.join(tmp, "cache")
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")])
+    )
+    for label in ("first run (empty cache)", "second run (cached)"):
+        t = time.perf_counter()
+        code = STARTUP.format(out=os.path.join(tmp, "out"), cache=cache)
+        res = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
+        inner = float(res.stdout.strip().split("WALL")[-1])
+        print(
+            f"{label}: {time.perf_counter() - t:.1f} s process wall ({inner:.1f} s after interpreter start)"
+        )
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="inverted_pendulum")
@@ -61,7 +97,10 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--seq-runs", type=int, default=4, help="sequential runs timed (scaled to K)")
     p.add_argument("--loop-runs", type=int, default=2, help="event-loop runs timed (scaled to K)")
+    p.add_argument("--startup", action="store_true", help="measure first/second-run start-up times only")
     a = p.parse_args(argv)
+    if a.startup:
+        return startup()
     cfg = TrainConfig(
         env=a.env,
         backend=a.backend,
