@@ -262,3 +262,24 @@ def test_tuning_picks_the_constructed_best_step_size(tmp_path):
         times_by_method.setdefault(r["method"], set()).add(float(r["time"]))
     assert times_by_method["rennala"] == times_by_method["afedpg"] and len(times_by_method["afedpg"]) == 5
     assert len(curves) == 2 * 3 * 5 and set(compare.CURVE_COLUMNS) == set(curves[0])
+
+
+def test_event_loop_baseline_matches_vectorised_round_times():
+    """The benchmark's Python event heap closes rounds exactly when jnigt.timing's vectorised
+    Rennala round does (fixed times), and runs the same NIGT update (deterministic per seed)."""
+    import jax
+
+    from jnigt import timing as timing_lib
+    from jnigt.experiments.eventloop import RennalaEventLoop
+    from jnigt.training import Trainer
+
+    cfg = _lqr_config("rennala", num_agents=4, comm_model="sqrt", batch_size=6)
+    tr = Trainer(cfg, num_devices=1)
+    t = tr.timing
+    loop = RennalaEventLoop(tr.policy, tr.env, t.step_time, t.comm_time, cfg.horizon, cfg.discount, 6)
+    params, sim_time, env_steps, traj = loop.run(0, 0.1, 0.2, rounds=3)
+    rnd = timing_lib.rennala_round(t, cfg.horizon, 6, None)
+    assert sim_time == pytest.approx(3 * float(rnd.duration + rnd.comm), rel=1e-6)
+    assert traj == 18 and env_steps == 18 * cfg.horizon  # LQR never terminates
+    again = loop.run(0, 0.1, 0.2, rounds=3)[0]
+    jax.tree.map(np.testing.assert_array_equal, params, again)
