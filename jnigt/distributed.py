@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import PartitionSpec as P
 
 AXIS = "agents"
 
@@ -72,3 +75,57 @@ def initialize(
 def is_writer() -> bool:
     """Process 0 writes metrics, checkpoints and plots."""
     return jax.process_index() == 0
+
+
+def process_mesh() -> jax.sharding.Mesh:
+    """A 1-D ``agents`` mesh with one device per process: for computations without a collective
+    (AFedPG), replicated so that every process holds the same global state."""
+    devices = np.array([jax.local_devices(process_index=i)[0] for i in range(jax.process_count())])
+    return jax.sharding.Mesh(devices, (AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def replicate(tree, mesh: jax.sharding.Mesh):
+    """The same host value on every device of ``mesh``, as global arrays (every process must hold
+    the same value: the state is built from the seed). PRNG keys keep their type."""
+    sharding = jax.sharding.NamedSharding(mesh, P())
+
+    def put(x):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+        return jax.make_array_from_process_local_data(sharding, np.asarray(x))
+
+    return jax.tree.map(put, tree)
+
+
+def map_over_agents(fn, mesh: jax.sharding.Mesh, in_specs, out_specs, use_pmap: bool = False):
+    """Run ``fn`` once per device of ``mesh``: ``jax.shard_map`` (main path) or ``jax.pmap`` (legacy).
+
+    Specs are ``P()`` (replicated) or ``P(AXIS)`` (a leading axis split into one block per device),
+    one per positional argument / output; under pmap the same block layout is kept.
+    """
+    if not use_pmap:
+        return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+    in_axes = tuple(0 if s == P(AXIS) else None for s in in_specs)
+    out_axes = tuple(0 for _ in out_specs)
+    d = mesh.devices.size
+
+    def unwrap(_, *args):
+        return fn(*args)
+
+    # a dummy mapped argument: pmap needs one even when every input is replicated
+    mapped = jax.pmap(
+        unwrap, axis_name=AXIS, in_axes=(0,) + in_axes, out_axes=out_axes, devices=list(mesh.devices.ravel())
+    )
+    # same layout as shard_map: a P(AXIS) array [d * k, ...] is d blocks [k, ...]
+    split = lambda x: x.reshape((d, x.shape[0] // d) + x.shape[1:])
+    merge = lambda x: x.reshape((d * x.shape[1],) + x.shape[2:])
+
+    def call(*args):
+        args = tuple(jax.tree.map(split, a) if s == P(AXIS) else a for a, s in zip(args, in_specs))
+        outs = mapped(jnp.zeros((d,), jnp.int32), *args)
+        return tuple(
+            jax.tree.map(merge, o) if s == P(AXIS) else jax.tree.map(lambda x: x[0], o)
+            for o, s in zip(outs, out_specs)
+        )
+
+    return call

@@ -28,14 +28,21 @@ import jnigt_envs  # noqa: E402
 from jnigt.training import TrainConfig, Trainer  # noqa: E402
 
 
+def steps_fn(trainer):
+    """eval_every training steps in one jitted lax.scan of the public ``trainer.step`` (no evaluation)."""
+    k = trainer.config.eval_every
+    return jax.jit(lambda s: jax.lax.scan(lambda c, _: trainer.step(c), s, None, length=k))
+
+
 def _chunk_timer(trainer):
-    state = trainer.init_state()
-    state, _ = trainer._chunk(state)  # compile
+    chunk = steps_fn(trainer)
+    state = trainer.init(trainer.config.seed)
+    state, _ = chunk(state)  # compile
     jax.block_until_ready(state.params)
     holder = [state]
 
     def run(_):
-        holder[0], m = trainer._chunk(holder[0])
+        holder[0], m = chunk(holder[0])
         return holder[0].params
 
     return run

@@ -41,12 +41,12 @@ def _config(method, **overrides):
 
 @functools.cache
 def _train(method, num_devices, use_pmap, **overrides):
-    """(trainer, state, metrics) after CHUNKS chunks; the jitted chunk only (no evaluation)."""
+    """(trainer, state, metrics) after CHUNKS chunks."""
     trainer = Trainer(_config(method, **overrides), num_devices=num_devices, use_pmap=use_pmap)
-    state = trainer.init_state()
+    state = trainer.init(trainer.config.seed)
     metrics = []
     for _ in range(CHUNKS):
-        state, m = trainer._chunk(state)
+        state, m, _ = trainer.run_chunk(state)
         jax.block_until_ready(state)
         metrics.append(jax.tree.map(np.asarray, m))
     metrics = {k: np.concatenate([m[k] for m in metrics]) for k in metrics[0]}

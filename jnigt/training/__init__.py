@@ -1,7 +1,23 @@
-"""Training loop: simulated asynchronous rounds, metrics, checkpoints."""
+"""Training: simulated asynchronous rounds, metrics, checkpoints.
 
-from jnigt.training.config import METHODS, OPTIMIZERS, TrainConfig
-from jnigt.training.loop import Trainer, TrainState
+``Trainer`` (pure init / step / next_time / evaluate / eval_params / run_chunk), ``train`` (a run to
+the end with metrics and checkpoints), ``TrainConfig`` (plain data), ``METHODS`` (name -> module).
+"""
+
+from jnigt.training.build import OPTIMIZERS
+from jnigt.training.config import TrainConfig
+from jnigt.training.loop import SimulatedClockError, Trainer
+from jnigt.training.methods import METHODS, label
 from jnigt.training.run import train
+from jnigt.training.state import TrainState
 
-__all__ = ["METHODS", "OPTIMIZERS", "TrainConfig", "TrainState", "Trainer", "train"]
+__all__ = [
+    "METHODS",
+    "OPTIMIZERS",
+    "SimulatedClockError",
+    "TrainConfig",
+    "TrainState",
+    "Trainer",
+    "label",
+    "train",
+]

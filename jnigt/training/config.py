@@ -1,34 +1,16 @@
-"""Typed training configuration, checked in plain Python before anything is traced."""
+"""Typed training configuration (plain data), checked in plain Python before anything is traced.
+
+What it names is built by ``jnigt.training.build`` (timing, policy, optimizer) and
+``jnigt.training.methods`` (the method).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 
-import optax
-
-from jnigt import timing as timing_lib
-
-METHODS = ("rennala", "malenia", "synchronized", "afedpg")
-# Inner optimizers: "nigt" (the paper) or any optax optimizer that takes a learning rate.
-OPTAX_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "lion")
-OPTIMIZERS = ("nigt",) + OPTAX_OPTIMIZERS
-POLICIES = ("mlp", "linear")
-
-
-def _times(spec, name):
-    """A model name, one number, or comma-separated per-agent numbers ("1,10")."""
-    if not isinstance(spec, str):
-        return spec
-    try:
-        values = [float(v) for v in spec.split(",")]
-    except ValueError:
-        return spec  # a model name; jnigt.timing checks it
-    if name == "step_model" and len(values) == 1:
-        raise ValueError(
-            f"step_model: a single number is not a model; give a model name or one number per agent (got {spec!r})"
-        )
-    return values[0] if len(values) == 1 else values
+from jnigt.training.build import OPTIMIZERS, POLICIES, check_extra_fields
+from jnigt.training.methods import METHODS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +25,8 @@ class TrainConfig:
     method: str = "rennala"
     optimizer: str = "nigt"
     num_agents: int = 10
-    step_model: str = "sqrt"  # equal | sqrt | decreasing | random | "h_1,h_2,...,h_n"
-    comm_model: str = "zero"  # zero | sqrt | sqrt_d | a number | "k_1,...,k_n"
+    step_model: str | tuple[float, ...] = "sqrt"  # equal | sqrt | decreasing | random | (h_1, ..., h_n)
+    comm_model: str | float | tuple[float, ...] = "zero"  # zero | sqrt | sqrt_d | a number | (k_1, ..., k_n)
     jitter: float = 0.0
     stragglers: int = 0
     dead: int = 0
@@ -62,6 +44,7 @@ class TrainConfig:
     policy: str = "mlp"  # mlp (SPEC section 1) | linear (mu = W s + b, no tanh; LQR ground truth)
     seed: int = 0
     malenia_slack: float = 2.0  # slot buffer factor for Malenia under jitter
+    time_unit: str = "step"  # "step": h_i per env step; "trajectory": h_i per gradient (jnigt.timing)
 
     def __post_init__(self):
         def bad(field, msg):
@@ -94,36 +77,4 @@ class TrainConfig:
             )
         if self.malenia_slack < 1.0:
             bad("malenia_slack", "must be >= 1")
-
-    @property
-    def first_batch(self) -> int:
-        return self.batch_size if self.init_batch_size is None else self.init_batch_size
-
-    def make_timing(self, num_params: int | None = None) -> timing_lib.Timing:
-        t = timing_lib.make_timing(
-            self.num_agents,
-            _times(self.step_model, "step_model"),
-            _times(self.comm_model, "comm_model"),
-            num_params=num_params,
-            jitter=self.jitter,
-            stragglers=self.stragglers,
-            dead=self.dead,
-            allreduce_cost=self.allreduce_cost,
-        )
-        timing_lib.validate_method(t, self.method)
-        timing_lib.reachable(t, max(self.batch_size, self.first_batch))
-        return t
-
-    def make_policy(self, env):
-        from jnigt.gradients.policy import make_policy
-
-        if self.policy == "linear":
-            return make_policy(env, hidden_sizes=(), action_scale=None, state_dependent_std=False)
-        return make_policy(env, hidden_sizes=tuple(self.hidden_sizes))
-
-    def make_optimizer(self) -> optax.GradientTransformation:
-        from jnigt.transforms import nigt
-
-        if self.optimizer == "nigt":
-            return nigt(self.learning_rate, self.momentum)
-        return getattr(optax, self.optimizer)(self.learning_rate)
+        check_extra_fields(self)

@@ -14,8 +14,10 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
+from jnigt.distributed import is_writer
 from jnigt.training.config import TrainConfig
-from jnigt.training.loop import Trainer, TrainState
+from jnigt.training.loop import Trainer
+from jnigt.training.state import TrainState
 
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
@@ -47,11 +49,6 @@ def _write_rows(path: str, rows: list[dict], mode: str) -> None:
             f.write(json.dumps(r) + "\n")
 
 
-def _is_writer() -> bool:
-    """Metrics and checkpoints are written once, by process 0."""
-    return jax.process_index() == 0
-
-
 @functools.lru_cache(maxsize=8)
 def _cached_trainer(config: TrainConfig, num_devices: int | None, use_pmap: bool) -> Trainer:
     """One Trainer (and one compilation) per config within a process: resuming, or running the
@@ -78,7 +75,7 @@ def train(
     after that many chunks) -- used to test resuming.
     """
     trainer = _cached_trainer(config, num_devices, use_pmap)
-    state = trainer.init_state()
+    state = trainer.init(config.seed)
     rows: list[dict] = []
     manager = writer = None
     if out_dir is not None:
@@ -103,7 +100,7 @@ def train(
         if latest is not None:
             state = manager.restore(latest, args=ocp.args.StandardRestore(state))
             rows = _read_rows(os.path.join(out_dir, METRICS_FILE), int(state.round))
-        if _is_writer():
+        if is_writer():
             with open(config_path, "w") as f:
                 f.write(config_json)
             _write_rows(os.path.join(out_dir, METRICS_FILE), rows, "w")
@@ -114,14 +111,14 @@ def train(
 
     if int(state.round) == 0 and not rows:
         # the starting point, so that curves begin at time 0 with the initial policy's return
-        rows = [{"round": 0, "time": 0.0, "env_steps": 0, "eval_return": float(trainer._eval(state))}]
-        if out_dir is not None and _is_writer():
+        rows = [{"round": 0, "time": 0.0, "env_steps": 0, "eval_return": float(trainer.evaluate(state))}]
+        if out_dir is not None and is_writer():
             _write_rows(os.path.join(out_dir, METRICS_FILE), rows, "w")
 
     total_chunks = config.rounds // config.eval_every
     done_chunks = int(state.round) // config.eval_every
     bar = None
-    if progress and _is_writer():
+    if progress and is_writer():
         from tqdm import tqdm
 
         bar = tqdm(
@@ -136,7 +133,7 @@ def train(
         new_rows = _rows(metrics, eval_return, first_round)
         rows.extend(new_rows)
         chunks_run += 1
-        if out_dir is not None and _is_writer():
+        if out_dir is not None and is_writer():
             _write_rows(os.path.join(out_dir, METRICS_FILE), new_rows, "a")
             if writer is not None:
                 for r in new_rows:

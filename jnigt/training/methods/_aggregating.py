@@ -1,0 +1,181 @@
+"""The round of an aggregating method (Rennala, Malenia, synchronized), shared by their modules.
+
+A round:
+  1. the simulated clock (``jnigt.timing``) says how many gradients each agent delivers before the
+     round closes (the delay masks, as counts) and how long the round took;
+  2. exactly those trajectories are sampled at the broadcast point theta~, laid out in slots
+     (``slots_from_counts``): the cost follows the number of arriving gradients, not the number of
+     agents; slot trajectories are vmapped;
+  3. the contributions go through the aggregator wrapper (``rennala`` / ``malenia`` /
+     ``synchronized`` around the inner optimizer); its one psum over the ``agents`` mesh axis is the
+     round's AllReduce.
+
+Every trajectory's key is ``fold_in(fold_in(round_key, agent), j)`` for the agent's j-th trajectory
+of the round, so 1 or 8 devices sample the same trajectories and reach the same parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import PartitionSpec as P
+
+from jnigt import timing as timing_lib
+from jnigt.distributed import AXIS, map_over_agents
+from jnigt.gradients import gpomdp
+from jnigt.training.methods._common import Context, grad_norm, step_metrics
+from jnigt.training.state import TrainState
+
+
+def slot_keys(key, agent_ids, local_ids, local_counts):
+    """Key of slot s = fold_in(fold_in(key, agent_ids[s]), j), j = the slot's rank within its agent.
+
+    ``local_ids`` index ``local_counts`` (the counts laid out by ``slots_from_counts``), so the key
+    depends on the global agent and rank only: any device count samples the same trajectories.
+    """
+    starts = jnp.cumsum(local_counts) - local_counts
+    j = jnp.arange(agent_ids.shape[0]) - jnp.take(starts, local_ids)
+    return jax.vmap(lambda a, jj: jax.random.fold_in(jax.random.fold_in(key, a), jj))(agent_ids, j)
+
+
+def pooled_layout(slots: int):
+    """Rennala's layout: the round's gradients agent-major over ``slots * devices`` slots, each
+    device taking its block of ``slots``; one segment per slot."""
+
+    def layout(counts, key, dev):
+        d = jax.lax.axis_size(AXIS)
+        ids, valid = timing_lib.slots_from_counts(counts, slots * d)
+        keys = slot_keys(key, ids, ids, counts)
+        take = lambda x: jax.lax.dynamic_slice_in_dim(x, dev * slots, slots)
+        return take(ids), jnp.arange(slots), take(valid), take(keys)
+
+    return layout
+
+
+def per_agent_layout(slots: int, local_agents: int):
+    """Malenia's and synchronized's layout: each device holds ``local_agents`` agents and lays out
+    their gradients in ``slots``; one segment per local agent."""
+
+    def layout(counts, key, dev):
+        local = jax.lax.dynamic_slice_in_dim(counts, dev * local_agents, local_agents)
+        seg, valid = timing_lib.slots_from_counts(local, slots)
+        ids = seg + dev * local_agents
+        return ids, seg, valid, slot_keys(key, ids, seg, local)
+
+    return layout
+
+
+def check_divides(num_agents: int, num_devices: int, method: str) -> None:
+    if num_agents % num_devices:
+        raise ValueError(
+            f"num_agents={num_agents} must be divisible by the number of devices ({num_devices}) for {method}: "
+            "each device holds a slice of the agents"
+        )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Aggregating:
+    """An aggregating method: rounds timed by ``round_timing``, laid out by ``layout``, aggregated
+    by ``wrap(inner, first)`` (the aggregator for the first round when ``first``, else for later
+    rounds; ``first_differs`` says whether the two differ)."""
+
+    ctx: Context
+    round_timing: Callable  # (key, round_index) -> jnigt.timing.Round, the whole round (all agents)
+    layout: Callable  # (counts, key, device index) -> (agent ids, segments, valid, keys), this device's slots
+    contributors: int  # segments per device (the leading axis of the contributions)
+    wrap: Callable  # (inner, first: bool) -> the aggregator wrapper
+    first_differs: bool
+    stalled: str
+
+    @property
+    def mesh(self):
+        return self.ctx.mesh
+
+    def _map(self, fn, in_specs, out_specs):
+        return map_over_agents(fn, self.ctx.mesh, in_specs, out_specs, self.ctx.use_pmap)
+
+    def init(self, params, key, inner, put):
+        wrapper = self.wrap(inner, False)
+        init = self._map(
+            lambda p: (jax.tree.map(lambda x: x[None], wrapper.init(p)),),
+            in_specs=(P(),),
+            out_specs=(P(AXIS),),
+        )
+        # replicated over the mesh from the start: the chunk's outputs have this sharding, so the
+        # second chunk does not recompile, and with several processes these are global arrays
+        params, key = put((params, key))
+        (opt_state,) = jax.jit(init)(params)
+        return params, opt_state, {}, key
+
+    def inner_state(self, opt_state):
+        return jax.tree.map(lambda x: x[0], opt_state)
+
+    def next_time(self, state: TrainState):
+        _, k_time, _ = jax.random.split(state.key, 3)
+        rnd = self.round_timing(k_time, state.round)
+        return state.time + rnd.duration + rnd.comm
+
+    def _update(self, grads, opt_state, params, counts, round_index):
+        later = self.wrap(self.ctx.inner, False)
+        if not self.first_differs:
+            return later.update(grads, opt_state, params, counts=counts)
+        first = self.wrap(self.ctx.inner, True)
+        return jax.lax.cond(
+            round_index == 0,
+            lambda: first.update(grads, opt_state, params, counts=counts),
+            lambda: later.update(grads, opt_state, params, counts=counts),
+        )
+
+    def _round(self, carry, _):
+        st, opt_state = carry
+        dev = jax.lax.axis_index(AXIS)
+        key, k_time, k_traj = jax.random.split(st.key, 3)
+        rnd = self.round_timing(k_time, st.round)
+        ids, seg, valid, keys = self.layout(rnd.counts, k_traj, dev)
+        tg = self.ctx.trajectory_gradients(st.params, keys, ids)
+        pg = gpomdp.sum_per_segment(tg, seg, valid, self.contributors)
+        dropped_before = opt_state.dropped
+        upd, opt_state = self._update(pg.grad_sums, opt_state, st.params, pg.counts, st.round)
+        params = optax.apply_updates(st.params, upd)
+        steps, ret_sum, n_ret, dropped = jax.lax.psum(
+            (
+                pg.env_steps,
+                jnp.sum(jnp.where(valid, tg.ret, 0.0)),
+                jnp.sum(valid).astype(jnp.float32),
+                opt_state.dropped - dropped_before,
+            ),
+            AXIS,
+        )
+        closed = opt_state.closed
+        st = st._replace(
+            params=params,
+            key=key,
+            time=st.time + rnd.duration + rnd.comm,
+            round=st.round + 1,
+            env_steps=st.env_steps + steps,
+            comms=st.comms + closed.astype(jnp.int32),
+        )
+        metrics = step_metrics(
+            st,
+            used=jnp.sum(rnd.counts) - dropped,
+            dropped=dropped,
+            wasted=rnd.wasted,
+            closed=closed,
+            norm=grad_norm(opt_state.inner_state, upd),
+            train_return=ret_sum / jnp.maximum(n_ret, 1.0),
+        )
+        return (st, opt_state), metrics
+
+    def steps(self, state: TrainState, length: int):
+        def device_steps(st, opt_state):
+            opt_state = jax.tree.map(lambda x: x[0], opt_state)
+            (st, opt_state), metrics = jax.lax.scan(self._round, (st, opt_state), None, length=length)
+            return st, jax.tree.map(lambda x: x[None], opt_state), metrics
+
+        mapped = self._map(device_steps, in_specs=(P(), P(AXIS)), out_specs=(P(), P(AXIS), P()))
+        new_state, opt_state, metrics = mapped(state._replace(opt_state=None), state.opt_state)
+        return new_state._replace(opt_state=opt_state), metrics

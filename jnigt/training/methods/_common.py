@@ -1,0 +1,98 @@
+"""What every method module shares: the build context, the interface, the metrics of a step."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jnigt import timing as timing_lib
+from jnigt.gradients import gpomdp
+from jnigt.training.state import TrainState
+from jnigt.transforms.nigt import find_nigt_state
+
+#: Metrics every step reports (scalars): see :meth:`jnigt.training.Trainer.step`.
+METRIC_NAMES = (
+    "time",
+    "env_steps",
+    "grads_used",
+    "grads_dropped",
+    "wasted_time",
+    "comms",
+    "closed",
+    "grad_norm",
+    "train_return",
+)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Context:
+    """What a method is built from: the config, the environment and policy, the simulated clock,
+    the inner optimizer (hyperparameters from the config), the agents mesh and how to map over it."""
+
+    config: Any
+    env: Any
+    policy: Any
+    timing: timing_lib.Timing
+    inner: optax.GradientTransformation
+    mesh: jax.sharding.Mesh
+    use_pmap: bool = False
+
+    def trajectory_gradients(self, params, keys, agent_ids):
+        """GPOMDP gradient of one trajectory per (key, agent), vmapped (docs/algorithms.md#gpomdp)."""
+        c = self.config
+        return jax.vmap(
+            lambda k, a: gpomdp.trajectory_gradient(
+                self.policy, self.env, params, k, a, c.horizon, c.discount
+            )
+        )(keys, agent_ids)
+
+
+class Method(Protocol):
+    """One method: its round timing, slot layout, state and step, behind one interface.
+
+    ``init(params, key, inner, put) -> (params, opt_state, method_state, key)``: the optimizer and
+      method state for the starting ``params`` (``inner``: the inner optimizer, whose hyperparameters
+      may be traced); ``put`` places host values on the mesh (identity under a trace).
+    ``steps(state, length) -> (state, metrics [length])``: ``length`` steps (rounds; AFedPG: arrivals)
+      in one ``lax.scan``; pure.
+    ``next_time(state) -> scalar``: the time at which the next step will end (consistent with steps).
+    ``inner_state(opt_state)``: the state holding the inner optimizer's (for theta_t).
+    ``stalled``: the error message when the clock becomes infinite.
+    """
+
+    mesh: jax.sharding.Mesh
+    stalled: str
+
+    def init(self, params, key, inner, put: Callable) -> tuple: ...
+
+    def steps(self, state: TrainState, length: int) -> tuple[TrainState, dict]: ...
+
+    def next_time(self, state: TrainState) -> jax.Array: ...
+
+    def inner_state(self, opt_state) -> Any: ...
+
+
+def grad_norm(opt_state, updates) -> jax.Array:
+    """||d_t|| (NIGT's momentum buffer) when the optimizer is NIGT, else the update's norm."""
+    nigt = find_nigt_state(opt_state)
+    return optax.tree.norm(nigt.momentum_buffer) if nigt is not None else optax.tree.norm(updates)
+
+
+def step_metrics(state: TrainState, *, used, dropped, wasted, closed, norm, train_return) -> dict:
+    """The per-step metrics dict (after the step): names in :data:`METRIC_NAMES`."""
+    return dict(
+        time=state.time,
+        env_steps=state.env_steps,
+        grads_used=jnp.asarray(used, jnp.int32),
+        grads_dropped=jnp.asarray(dropped, jnp.int32),
+        wasted_time=jnp.asarray(wasted, jnp.float32),
+        comms=state.comms,
+        closed=jnp.asarray(closed, bool),
+        grad_norm=norm,
+        train_return=jnp.asarray(train_return, jnp.float32),
+    )

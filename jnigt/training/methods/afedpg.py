@@ -1,0 +1,110 @@
+"""AFedPG (docs/algorithms.md#afedpg): fully asynchronous, one server step per arriving gradient.
+
+A step is one arrival: the clock (``jnigt.timing.afedpg_next``) names the agent whose trajectory
+finishes first; its gradient is taken at the stale point it last received, the server optimizer
+steps once, and the agent gets the new point. The server aggregates each single arrival with
+``rennala(inner, batch_size=1)``: the aggregate of one gradient is that gradient, and the
+aggregator's non-finite filter drops a NaN gradient (the server is left untouched). No collective:
+one device per process runs it, replicated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jnigt import timing as timing_lib
+from jnigt.distributed import process_mesh
+from jnigt.gradients import gpomdp
+from jnigt.training.methods._common import Context, grad_norm, step_metrics
+from jnigt.training.state import TrainState
+from jnigt.transforms import rennala
+
+LABEL = "AFedPG"
+
+
+class AfedpgState(NamedTuple):
+    """stale: per-agent points ``[n, ...]`` (the point each agent computes its gradient at).
+    next_finish: float32 ``[n]``, the clock (``jnigt.timing.AfedpgClock``)."""
+
+    stale: Any
+    next_finish: jax.Array
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Afedpg:
+    ctx: Context
+    mesh: jax.sharding.Mesh
+    stalled: str = "the simulated clock became infinite: every agent is dead"
+
+    @staticmethod
+    def server(inner):
+        return rennala(inner, 1)
+
+    def init(self, params, key, inner, put):
+        c = self.ctx.config
+        key, ck = jax.random.split(key)
+        clock = timing_lib.afedpg_init(self.ctx.timing, c.horizon, ck)
+        stale = jax.tree.map(lambda p: jnp.broadcast_to(p, (c.num_agents,) + p.shape), params)
+        return put((params, self.server(inner).init(params), AfedpgState(stale, clock.next_finish), key))
+
+    def inner_state(self, opt_state):
+        return opt_state
+
+    def _next(self, state: TrainState):
+        key, k_time, k_traj = jax.random.split(state.key, 3)
+        agent, t, clock, _ = timing_lib.afedpg_next(
+            self.ctx.timing, self.ctx.config.horizon, timing_lib.AfedpgClock(state.method.next_finish), k_time
+        )
+        return key, k_traj, agent, t, clock
+
+    def next_time(self, state: TrainState):
+        # the server's update time, as jnigt.timing.afedpg_next reports it (monotone over arrivals)
+        return self._next(state)[3]
+
+    def _arrival(self, st: TrainState, _):
+        c = self.ctx.config
+        key, k_traj, agent, t, clock = self._next(st)
+        point = jax.tree.map(lambda s: s[agent], st.method.stale)
+        tg = gpomdp.trajectory_gradient(
+            self.ctx.policy, self.ctx.env, point, k_traj, agent, c.horizon, c.discount
+        )
+        grads = jax.tree.map(lambda g: g[None], tg.grad)
+        upd, opt_state = self.server(self.ctx.inner).update(
+            grads, st.opt_state, st.params, counts=jnp.ones((1,), jnp.int32)
+        )
+        params = optax.apply_updates(st.params, upd)
+        dropped = opt_state.dropped - st.opt_state.dropped
+        stale = jax.tree.map(lambda s, p: s.at[agent].set(p), st.method.stale, params)
+        st = st._replace(
+            params=params,
+            opt_state=opt_state,
+            key=key,
+            time=t,
+            round=st.round + 1,
+            env_steps=st.env_steps + tg.steps,
+            comms=st.comms + 1,
+            method=AfedpgState(stale, clock.next_finish),
+        )
+        metrics = step_metrics(
+            st,
+            used=1 - dropped,
+            dropped=dropped,
+            wasted=0.0,
+            closed=opt_state.closed,
+            norm=grad_norm(opt_state.inner_state, upd),
+            train_return=tg.ret,
+        )
+        return st, metrics
+
+    def steps(self, state: TrainState, length: int):
+        return jax.lax.scan(self._arrival, state, None, length=length)
+
+
+def build(ctx: Context) -> Afedpg:
+    mesh = process_mesh()
+    return Afedpg(ctx=dataclasses.replace(ctx, mesh=mesh), mesh=mesh)

@@ -1,0 +1,43 @@
+"""Rennala NIGT (docs/algorithms.md#rennala): a round closes at the M-th gradient overall, from
+agents of any speed (M_init for the first round); the server steps on their pooled mean."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+
+from jnigt import timing as timing_lib
+from jnigt.distributed import AXIS
+from jnigt.training.build import first_batch
+from jnigt.training.methods._aggregating import Aggregating, pooled_layout
+from jnigt.training.methods._common import Context
+from jnigt.transforms import rennala
+
+LABEL = "Rennala NIGT"
+
+
+def build(ctx: Context) -> Aggregating:
+    c, t = ctx.config, ctx.timing
+    m_first = first_batch(c)
+    slots = math.ceil(max(c.batch_size, m_first) / ctx.mesh.devices.size)
+
+    def round_timing(key, round_index):
+        if m_first == c.batch_size:
+            return timing_lib.rennala_round(t, c.horizon, c.batch_size, key)
+        return jax.lax.cond(
+            round_index == 0,
+            lambda: timing_lib.rennala_round(t, c.horizon, m_first, key),
+            lambda: timing_lib.rennala_round(t, c.horizon, c.batch_size, key),
+        )
+
+    return Aggregating(
+        ctx=ctx,
+        round_timing=round_timing,
+        layout=pooled_layout(slots),
+        contributors=slots,
+        # the wrapper itself closes the first round at M_init
+        wrap=lambda inner, first: rennala(inner, c.batch_size, c.init_batch_size, axis_name=AXIS),
+        first_differs=False,
+        stalled="the simulated clock became infinite: no live agent can fill a Rennala batch",
+    )

@@ -1,0 +1,48 @@
+"""Synchronized NIGT (docs/algorithms.md#synchronized): every round waits until every agent has
+delivered its share ceil(M / n) (ceil(M_init / n) in the first round), then one AllReduce."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+
+from jnigt import timing as timing_lib
+from jnigt.distributed import AXIS
+from jnigt.training.build import first_batch
+from jnigt.training.methods._aggregating import Aggregating, check_divides, per_agent_layout
+from jnigt.training.methods._common import Context
+from jnigt.transforms import synchronized
+
+LABEL = "Synchronized NIGT"
+
+
+def build(ctx: Context) -> Aggregating:
+    c, t = ctx.config, ctx.timing
+    n, d = c.num_agents, ctx.mesh.devices.size
+    check_divides(n, d, "synchronized")
+    local_agents = n // d
+    per_agent = math.ceil(c.batch_size / n)
+    per_agent_first = math.ceil(first_batch(c) / n)
+    slots = local_agents * max(per_agent, per_agent_first)
+
+    def round_timing(key, round_index):
+        if per_agent_first == per_agent:
+            return timing_lib.synchronized_round(t, c.horizon, per_agent, key)
+        return jax.lax.cond(
+            round_index == 0,
+            lambda: timing_lib.synchronized_round(t, c.horizon, per_agent_first, key),
+            lambda: timing_lib.synchronized_round(t, c.horizon, per_agent, key),
+        )
+
+    return Aggregating(
+        ctx=ctx,
+        round_timing=round_timing,
+        layout=per_agent_layout(slots, local_agents),
+        contributors=local_agents,
+        wrap=lambda inner, first: synchronized(
+            inner, per_agent_first if first else per_agent, local_agents, axis_name=AXIS
+        ),
+        first_differs=per_agent_first != per_agent,
+        stalled="the simulated clock became infinite: a synchronized round waits for an agent that never delivers",
+    )
