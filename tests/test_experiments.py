@@ -197,8 +197,8 @@ def test_vmapped_sweep_equals_individual_runs(method):
     from jnigt.experiments.sweep import EqualTimeRunner, eval_key, time_grid
     from jnigt.training import Trainer
 
-    tr = Trainer(_lqr_config(method), num_devices=1)
-    runner = EqualTimeRunner(tr)
+    runner = EqualTimeRunner(Trainer(_lqr_config(method), num_devices=1))
+    tr = runner.trainer  # the pure per-run API (the Trainer itself, or jnigt.experiments.adapter's)
     first = float(tr.next_time(tr.init(0)))
     times = time_grid(6.3 * first, 4)
     seeds, lrs, moms = np.array([0, 1, 0]), np.array([0.1, 0.05, 0.4]), np.array([0.2, 0.5, 0.2])
