@@ -209,7 +209,8 @@ def test_vmapped_sweep_equals_individual_runs(method):
     # individual runs, stepped from Python with the public Trainer API: same numbers
     step, next_time, evaluate = jax.jit(tr.step), jax.jit(tr.next_time), jax.jit(tr.evaluate)
     for k in range(3):
-        st = tr.init(int(seeds[k]), np.float32(lrs[k]), np.float32(moms[k]))
+        # Python floats of the float32 values the vmapped runs hold (the state keeps float32)
+        st = tr.init(int(seeds[k]), float(np.float32(lrs[k])), float(np.float32(moms[k])))
         rounds, grads, env_steps, comms = 0, 0, 0, 0
         for j, g in enumerate(times):
             while next_time(st) <= g:
