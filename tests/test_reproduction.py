@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from jnigt.experiments import compare, panels, stats, tuning
+from jnigt.experiments import cache, compare, panels, stats, tuning
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "scripts")
@@ -75,7 +75,11 @@ def _check_panel(out, panel):
 
 def _run(script, out, capsys):
     mod = _load(script)
-    assert mod.main(["--size", "tiny", "--out", str(out), "--no-cache", "--no-progress"]) == 0
+    # the persistent compilation cache in its default folder: later runs of the suite start at once
+    try:
+        assert mod.main(["--size", "tiny", "--out", str(out), "--no-progress"]) == 0
+    finally:
+        cache.enable_compilation_cache(None)
     printed = capsys.readouterr().out
     walls = json.load(open(out / "walls.json"))
     return mod, printed, walls

@@ -166,7 +166,9 @@ def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, 
     for n in names:
         t0 = time.time()
         try:
-            res = compare.run_panel(table[n], grid, out, runs_per_call, progress=progress)
+            res = compare.run_panel(
+                table[n], grid, out, runs_per_call, progress=progress, fast_compile=size == "tiny"
+            )
         except NotImplementedError as exc:
             print(f"{n}: TODO ({exc})")
             results[n] = f"TODO: {exc}"

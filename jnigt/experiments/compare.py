@@ -93,7 +93,9 @@ def make_trainer(panel: Panel, method: str, batch_size: int, env=None, **kw):
 def end_time(trainer, rounds: int) -> float:
     """``rounds`` x the first step's end time of ``trainer`` at seed 0 (its default hyperparameters),
     times ``1 + 1e-6`` so that float32 rounding of the summed round times cannot drop the last round."""
-    t = float(trainer.next_time(trainer.init(0)))
+    import jax
+
+    t = float(jax.jit(lambda: trainer.next_time(trainer.init(0)))())
     if not (t > 0 and math.isfinite(t)):
         raise ValueError(f"the reference method's first round never ends (time {t}); check the timing")
     return rounds * t * (1 + 1e-6)
@@ -217,10 +219,12 @@ def run_panel(
     runs_per_call: int | None = None,
     progress: bool = True,
     log=print,
+    fast_compile: bool = False,
 ) -> PanelResult:
     """Tune every method of ``panel`` on ``grid``, report the chosen points on fresh seeds, write the
     files listed in the module docstring. ``runs_per_call``: runs per compiled call (default: the
-    number of report seeds), so tuning and report share one compile per (method, M)."""
+    number of report seeds), so tuning and report share one compile per (method, M).
+    ``fast_compile``: see ``EqualTimeRunner`` (used at size tiny)."""
     from tqdm.auto import tqdm
 
     c = int(runs_per_call or grid.report_seeds)
@@ -229,7 +233,9 @@ def run_panel(
 
     def runner(method, batch):
         if (method, batch) not in runners:
-            runners[method, batch] = EqualTimeRunner(make_trainer(panel, method, batch, env=env))
+            runners[method, batch] = EqualTimeRunner(
+                make_trainer(panel, method, batch, env=env), fast_compile=fast_compile
+            )
         return runners[method, batch]
 
     t_end = end_time(runner(panel.reference, grid.batches(panel.reference)[0]).trainer, panel.rounds)

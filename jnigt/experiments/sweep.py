@@ -38,6 +38,9 @@ import numpy as np
 #: Base of the evaluation keys: ``eval_key(seed, j) = fold_in(fold_in(key(EVAL_SEED), seed), j)``.
 EVAL_SEED = 7919
 RECORDS = ("eval_return", "rounds", "env_steps", "grads_used", "comms")
+#: XLA options of ``EqualTimeRunner(fast_compile=True)``: about half the CPU compile time, slower code;
+#: for tiny runs (tests) where compiling dominates.
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 def eval_key(seed, index):
@@ -114,14 +117,25 @@ class EqualTimeRunner:
       trainer: a ``jnigt.training.Trainer`` (or anything with its pure ``init``/``step``/``next_time``/
         ``evaluate``).
       max_steps: safety cap on the steps of one run (default: none in practice).
+      fast_compile: compile with :data:`FAST_COMPILE` (tiny runs, tests).
     """
 
-    def __init__(self, trainer, max_steps: int = 2**31 - 1):
+    def __init__(self, trainer, max_steps: int = 2**31 - 1, fast_compile: bool = False):
         self.trainer = trainer
         self.max_steps = int(max_steps)
         self.method = trainer.config.method
         self.batch_size = int(trainer.config.batch_size)
         self._program = jax.jit(jax.vmap(self._one_run, in_axes=(0, 0, 0, None)))
+        self._options = FAST_COMPILE if fast_compile else None
+        self._compiled = {}
+
+    def _call(self, *args):
+        if self._options is None:
+            return self._program(*args)
+        shapes = tuple(np.shape(a) for a in args)
+        if shapes not in self._compiled:
+            self._compiled[shapes] = self._program.lower(*args).compile(compiler_options=self._options)
+        return self._compiled[shapes](*args)
 
     def _one_run(self, seed, learning_rate, momentum, times):
         tr = self.trainer
@@ -171,7 +185,7 @@ class EqualTimeRunner:
             raise ValueError(f"times: must be a non-decreasing 1-D grid (got {times!r})")
         if seeds.size == 0:
             raise ValueError("seeds: need at least one run")
-        recs = jax.device_get(self._program(seeds, lrs, moms, times))
+        recs = jax.device_get(self._call(seeds, lrs, moms, times))
         return GridRuns(
             method=self.method,
             batch_size=self.batch_size,
