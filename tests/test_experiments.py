@@ -284,3 +284,39 @@ def test_event_loop_baseline_matches_vectorised_round_times():
     assert traj == 18 and env_steps == 18 * cfg.horizon  # LQR never terminates
     again = loop.run(0, 0.1, 0.2, rounds=3)[0]
     jax.tree.map(np.testing.assert_array_equal, params, again)
+
+
+def test_sweep_command_writes_grid_curves_and_best(tmp_path, capsys):
+    from jnigt.experiments import cache
+    from jnigt.experiments.commands import SweepArgs, sweep_command
+
+    args = SweepArgs(
+        env="lqr",
+        backend=None,
+        num_agents=2,
+        step_model="equal",
+        horizon=4,
+        rounds=3,
+        grid_points=3,
+        eval_episodes=2,
+        method="rennala",
+        learning_rates=(2.0**-6, 2.0**-3),
+        batch_sizes=(2,),
+        seeds=2,
+        out=str(tmp_path),
+        no_cache=True,
+        progress=False,
+    )
+    try:
+        assert sweep_command(args) == 0
+    finally:
+        cache.enable_compilation_cache(None)
+    assert "<- best" in capsys.readouterr().out
+    grid = list(csv.DictReader(open(tmp_path / "sweep_rennala_grid.csv")))
+    assert [float(r["learning_rate"]) for r in grid] == [2.0**-6, 2.0**-3]
+    assert sum(r["chosen"] == "True" for r in grid) == 1
+    curves = list(csv.DictReader(open(tmp_path / "sweep_rennala_curves.csv")))
+    assert len(curves) == 2 * 2 * 3  # points x seeds x grid times
+    assert {int(r["rounds"]) for r in curves if float(r["time"]) > 0} == {1, 3}  # rounds at T_end/2 and T_end
+    best = json.load(open(tmp_path / "sweep_rennala_best.json"))
+    assert best["chosen"]["rennala"]["batch_size"] == 2
