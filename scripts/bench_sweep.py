@@ -31,16 +31,36 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-from bench_gpomdp import _raw_rollout  # noqa: E402
-
 from jnigt.experiments import EqualTimeRunner, time_grid  # noqa: E402
 from jnigt.experiments.eventloop import RennalaEventLoop  # noqa: E402
 from jnigt.training import TrainConfig, Trainer  # noqa: E402
+
+
+def _raw_rollout(env, batch: int, horizon: int):
+    """Raw vmapped Brax stepping with random actions, ``batch`` envs x ``horizon`` steps in one jitted
+    scan. Returns a sum over rewards AND observations: inverted_pendulum's reward is a constant 1, so a
+    sum of rewards alone would let XLA drop the physics."""
+
+    def one(key):
+        k0, k1 = jax.random.split(key)
+        state = env.reset(k0)
+
+        def body(st, k):
+            a = jax.random.uniform(k, (env.action_size,), minval=-1.0, maxval=1.0)
+            nst = env.step(st, a)
+            nst = jax.tree.map(lambda n, o: jnp.astype(jnp.asarray(n), jnp.asarray(o).dtype), nst, st)
+            return nst, nst.reward + jnp.sum(nst.obs)
+
+        _, out = jax.lax.scan(body, state, jax.random.split(k1, horizon))
+        return jnp.sum(out)
+
+    return jax.jit(lambda key: jax.vmap(one)(jax.random.split(key, batch)))
 
 
 def _best(fn, reps):
