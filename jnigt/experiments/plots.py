@@ -30,7 +30,9 @@ def plot_curves(
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("evaluation return of theta_t")
     if title:
-        ax.set_title(title, fontsize=9)
+        import textwrap
+
+        ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
