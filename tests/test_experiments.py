@@ -320,3 +320,18 @@ def test_sweep_command_writes_grid_curves_and_best(tmp_path, capsys):
     assert {int(r["rounds"]) for r in curves if float(r["time"]) > 0} == {1, 3}  # rounds at T_end/2 and T_end
     best = json.load(open(tmp_path / "sweep_rennala_best.json"))
     assert best["chosen"]["rennala"]["batch_size"] == 2
+
+
+def test_compilation_cache_turned_on_after_a_compile_still_stores(tmp_path):
+    import jax
+    import jax.numpy as jnp
+
+    from jnigt.experiments import cache
+
+    jax.jit(lambda x: x + 1)(jnp.ones(3)).block_until_ready()  # the process has compiled already
+    try:
+        cache.enable_compilation_cache(str(tmp_path / "c"), min_compile_secs=0.0)
+        jax.jit(lambda x: jnp.sin(x) * 3.0 - x)(jnp.ones(7)).block_until_ready()
+        assert any((tmp_path / "c").iterdir())
+    finally:
+        cache.enable_compilation_cache(None)

@@ -31,7 +31,11 @@ def enable_compilation_cache(
     in use (None when off).
     """
     import jax
+    from jax.experimental.compilation_cache import compilation_cache
 
+    # JAX sets its cache up once, at the first compile of the process: start it over so that a change
+    # made after some compiles (e.g. by an earlier entry point in the same process) takes effect
+    compilation_cache.reset_cache()
     if path is None:
         jax.config.update("jax_enable_compilation_cache", False)
         return None
