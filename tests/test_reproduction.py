@@ -1,12 +1,18 @@
-"""The reproduction scripts (scripts/reproduce_paper.py, scripts/reproduce_heterogeneous.py) run end to end
-at --size tiny (toy 'fast' env, a few rounds, one seed) and write their figures and CSVs."""
+"""The reproduction scripts (thin wrappers over jnigt.experiments) run every panel end to end at
+--size tiny ('fast' env, horizon 4, a 2-point tuning grid) and write tables, curves and figures whose
+numbers have the properties the protocol promises."""
 
 import csv
 import importlib.util
+import json
+import math
 import os
 import sys
 
+import numpy as np
 import pytest
+
+from jnigt.experiments import cache, compare, panels, stats, tuning
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "scripts")
@@ -22,95 +28,82 @@ def _load(name):
     return mod
 
 
-def _check_runs(root, expected_rounds):
-    """Every run under ``root`` logged rounds 0..R once, with monotone time and env steps, a finite
-    evaluation at round 0 and at the end; ``expected_rounds`` maps the method folder to R."""
-    import glob
-    import json
-    import math
-
-    found = {}
-    for path in sorted(glob.glob(os.path.join(str(root), "**", "metrics.jsonl"), recursive=True)):
-        method = os.path.basename(os.path.dirname(os.path.dirname(path)))
-        rows = [json.loads(line) for line in open(path)]
-        assert [r["round"] for r in rows] == list(range(expected_rounds[method] + 1)), path
-        times = [r["time"] for r in rows]
-        steps = [r["env_steps"] for r in rows]
-        assert times[0] == 0.0 and all(b >= a for a, b in zip(times, times[1:])), (path, times)
-        assert all(math.isfinite(t) for t in times) and times[-1] > 0
-        assert steps[0] == 0 and all(b >= a for a, b in zip(steps, steps[1:])) and steps[-1] > 0
-        assert math.isfinite(rows[0]["eval_return"]) and math.isfinite(rows[-1]["eval_return"])
-        found[method] = len(rows)
-    assert set(found) == set(expected_rounds), found
-
-
 def _read_csv(path):
     with open(path) as f:
         return list(csv.DictReader(f))
 
 
-@pytest.fixture(scope="module")
-def rp():
-    return _load("reproduce_paper")
+def _check_panel(out, panel):
+    grid = tuning.GRIDS["tiny"]
+    summary = _read_csv(out / f"{panel.name}_summary.csv")
+    assert list(summary[0]) == compare.SUMMARY_COLUMNS
+    assert [r["method"] for r in summary] == list(panel.methods)
+    t_end = float(summary[0]["t_end"])
+    curves = _read_csv(out / f"{panel.name}_curves.csv")
+    # every method's curve on the same time grid: grid_points times from 0 to T_end
+    expected = np.linspace(0.0, t_end, panel.grid_points)
+    for m in panel.methods:
+        rows = [r for r in curves if r["method"] == m]
+        assert len(rows) == grid.report_seeds * panel.grid_points
+        for s in grid.fresh_seeds:
+            t = [float(r["time"]) for r in rows if int(r["seed"]) == s]
+            np.testing.assert_allclose(t, expected, rtol=1e-5)
+            ret = [float(r["eval_return"]) for r in rows if int(r["seed"]) == s]
+            assert all(math.isfinite(v) for v in ret)
+            # counters are cumulative: non-decreasing along the grid, work done by T_end
+            for c in ("rounds", "grads_used", "env_steps", "comms"):
+                v = [float(r[c]) for r in rows if int(r["seed"]) == s]
+                assert v[0] == 0 and all(b >= a for a, b in zip(v, v[1:])) and v[-1] > 0, (m, c, v)
+    for r in summary:
+        assert float(r["t_end"]) == t_end
+        assert float(r["q20_final_return"]) <= float(r["median_final_return"]) <= float(r["q80_final_return"])
+        assert float(r["threshold"]) == pytest.approx(stats.threshold(panel.env, panel.horizon))
+        lo, est, hi = (float(r[k]) for k in ("ttt_ratio_lo90", "ttt_ratio", "ttt_ratio_hi90"))
+        if not math.isnan(est) and not math.isnan(lo):
+            assert lo <= est <= hi
+    ref = summary[0]
+    # the reference ran exactly `rounds` rounds by T_end (fixed times: T_end = rounds x its round time)
+    assert float(ref["median_rounds"]) == panel.rounds
+    assert ref["ttt_ratio"] in ("1", "nan")
+    chosen = json.load(open(out / f"{panel.name}_chosen.json"))
+    assert set(chosen["chosen"]) == set(panel.methods)
+    tuned = _read_csv(out / f"{panel.name}_tuning.csv")
+    assert len(tuned) == len(panel.methods) * len(grid.hyper_points())
+    assert sum(r["chosen"] == "True" for r in tuned) == len(panel.methods)
+    assert (out / f"{panel.name}.png").stat().st_size > 1000
 
 
-def test_reproduce_paper_tiny(tmp_path, rp, capsys):
+def _run(script, out, capsys):
+    mod = _load(script)
+    # the persistent compilation cache in its default folder: later runs of the suite start at once
+    try:
+        assert mod.main(["--size", "tiny", "--out", str(out), "--no-progress"]) == 0
+    finally:
+        cache.enable_compilation_cache(None)
+    printed = capsys.readouterr().out
+    walls = json.load(open(out / "walls.json"))
+    return mod, printed, walls
+
+
+def test_reproduce_paper_tiny(tmp_path, capsys):
     out = tmp_path / "paper"
-    assert rp.main(["--size", "tiny", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    csv_path = out / "summary.csv"
-    png = out / "figures" / "fast_b_n4.png"
-    assert csv_path.exists() and png.exists() and png.stat().st_size > 1000
-    assert f"CSV: {csv_path}" in printed and f"figure: {png}" in printed
-    rows = _read_csv(csv_path)
-    assert [r["method"] for r in rows] == ["rennala", "synchronized", "afedpg"]
-    assert set(rp.CSV_COLUMNS) == set(rows[0])
-    for r in rows:
-        assert (r["env"], r["scenario"], r["n"], r["seeds"]) == ("fast", "b", "4", "1")
-        assert float(r["median_final_time"]) > 0
-        float(r["median_final_return"]), float(r["median_time_to_threshold"]), float(r["ref_ttt_ratio"])
-        assert r["reference"] == "Rennala NIGT"
-    # same gradient budget: 4 rounds of M=20 for the aggregators, 80 single arrivals for AFedPG
-    assert [int(r["rounds"]) for r in rows] == [4, 4, 80]
-    assert int(rows[0]["gradients"]) == int(rows[2]["gradients"]) == 80
-    assert rows[0]["ref_ttt_ratio"] in ("1", "nan")
-    # the runs are where the docstring says, readable by jnigt.plotting
-    from jnigt.plotting import curves
-
-    data = curves([str(out / "runs" / "fast" / "b" / "n4")])
-    assert set(data) == {"Rennala NIGT", "Synchronized NIGT", "AFedPG"}
-    _check_runs(out / "runs", {"rennala": 4, "synchronized": 4, "afedpg": 80})
+    mod, printed, walls = _run("reproduce_paper", out, capsys)
+    table = panels.panels_for("tiny")
+    assert "| main_a | fast |" in printed and (out / "panels.md").exists()
+    ran = [n for n in mod.PANELS if n not in walls["todo"]]
+    assert set(walls["todo"]) <= {"main_c_trajectory"}  # only the time-unit panel may wait for its option
+    for n in ran:
+        _check_panel(out, table[n])
+    summary = _read_csv(out / "summary.csv")
+    assert {r["panel"] for r in summary} == set(ran)
 
 
-def test_reproduce_heterogeneous_tiny(tmp_path, rp, capsys):
-    rh = _load("reproduce_heterogeneous")
+def test_reproduce_heterogeneous_tiny(tmp_path, capsys):
     out = tmp_path / "het"
-    assert rh.main(["--size", "tiny", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    csv_path = out / "hetero_summary.csv"
-    png = out / "figures" / "hetero_mirrored_fast.png"
-    assert csv_path.exists() and png.exists() and png.stat().st_size > 1000
-    assert f"CSV: {csv_path}" in printed and f"figure: {png}" in printed
-    rows = _read_csv(csv_path)
-    assert [r["method"] for r in rows] == ["malenia", "afedpg"]
-    g = rh.malenia_gradients_per_round(8)
-    assert g > 20  # the fast agent delivers more than M: harmonic-mean rule
-    assert [int(r["rounds"]) for r in rows] == [4, 4 * g]
-    for r in rows:
-        assert (r["env"], r["step_model"], r["n"]) == ("mirrored_fast", "1,10", "2")
-        assert r["reference"] == "Malenia NIGT"
-    _check_runs(out, {"malenia": 4, "afedpg": 4 * g})
-
-
-def test_time_to_threshold_and_median(rp):
-    import math
-
-    import numpy as np
-
-    t, y = np.array([1.0, 2.0, 3.0]), np.array([0.0, 5.0, 4.0])
-    assert rp.time_to_threshold(t, y, 5.0) == 2.0
-    assert rp.time_to_threshold(t, y, 6.0) == math.inf
-    assert rp.median_inf([1.0, math.inf, math.inf]) == math.inf
-    assert rp.median_inf([1.0, 3.0, math.inf]) == 3.0
-    assert rp.median_inf([1.0, math.inf]) == math.inf
-    assert rp.median_inf([1.0, 3.0]) == 2.0
+    _, _, walls = _run("reproduce_heterogeneous", out, capsys)
+    assert walls["todo"] == {}
+    table = panels.panels_for("tiny")
+    for n in ("hetero", "physics"):
+        _check_panel(out, table[n])
+    summary = {r["method"]: r for r in _read_csv(out / "hetero_summary.csv")}
+    assert summary["malenia"]["reference"] == "Malenia NIGT" and summary["malenia"]["step_model"] == "1,10"

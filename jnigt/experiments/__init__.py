@@ -1,0 +1,38 @@
+"""Fair comparisons: vmapped sweeps, equal-time evaluation, the paper's tuning protocol, statistics,
+and the paper's panels. See docs/algorithms.md#experiments.
+
+| module | what |
+|---|---|
+| ``sweep`` | ``EqualTimeRunner``: K runs (seeds x hyperparameters) in one jitted, vmapped program on one time grid |
+| ``compare`` | ``run_panel`` (tune per method, report on fresh seeds, files), ``run_sweep`` |
+| ``tuning`` | ``TuningGrid``, ``GRIDS``, the selection criterion, grid table and chosen values |
+| ``stats`` | ``THRESHOLDS``, median band, time to threshold, bootstrap ratio, returns at equal times |
+| ``panels`` | ``Panel``, ``panels_for(size)`` for tiny / cpu / full |
+| ``cache`` | ``enable_compilation_cache`` (JAX persistent cache, on by default in the entry points) |
+| ``commands`` | ``SweepArgs``/``sweep_command``, ``CompareArgs``/``compare_command``, ``ReproduceArgs``/``reproduce_command`` |
+| ``eventloop`` | ``RennalaEventLoop``: the plain Python event-heap baseline of the benchmark |
+"""
+
+from jnigt.experiments.cache import DEFAULT_CACHE_DIR, enable_compilation_cache
+from jnigt.experiments.compare import PanelResult, run_panel, run_sweep
+from jnigt.experiments.panels import Panel, panel_table, panels_for
+from jnigt.experiments.stats import THRESHOLDS
+from jnigt.experiments.sweep import EqualTimeRunner, GridRuns, time_grid
+from jnigt.experiments.tuning import GRIDS, TuningGrid
+
+__all__ = [
+    "DEFAULT_CACHE_DIR",
+    "EqualTimeRunner",
+    "GRIDS",
+    "GridRuns",
+    "Panel",
+    "PanelResult",
+    "THRESHOLDS",
+    "TuningGrid",
+    "enable_compilation_cache",
+    "panel_table",
+    "panels_for",
+    "run_panel",
+    "run_sweep",
+    "time_grid",
+]

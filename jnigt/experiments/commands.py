@@ -1,0 +1,197 @@
+"""Command-line entry functions (``jnigt sweep``, ``jnigt compare``, ``jnigt reproduce``): typed option
+dataclasses for tyro, one function each returning an exit code. Each turns JAX's persistent
+compilation cache on (``--cache-dir``, default ``~/.cache/jnigt/jax``; ``--no-cache`` to switch it off).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+from jnigt.experiments import cache, compare, panels, tuning
+
+
+@dataclasses.dataclass
+class CommonArgs:
+    out: str = "runs/experiments"
+    """output folder (CSV, JSON, PNG)"""
+    cache_dir: str = cache.DEFAULT_CACHE_DIR
+    """JAX persistent compilation cache folder"""
+    no_cache: bool = False
+    """switch the persistent compilation cache off"""
+    progress: bool = True
+    """tqdm progress bars"""
+    runs_per_call: int | None = None
+    """runs per compiled call (default: all runs of a batch size at once)"""
+
+
+@dataclasses.dataclass
+class ProblemArgs:
+    env: str = "inverted_pendulum"
+    backend: str | None = "spring"
+    num_agents: int = 10
+    step_model: str = "sqrt"
+    comm_model: str = "zero"
+    horizon: int = 64
+    rounds: int = 20
+    """T_end = rounds x the first round time of the reference (first) method"""
+    grid_points: int = 25
+    """evaluation times, equally spaced in [0, T_end]"""
+    eval_episodes: int = 8
+    time_unit: str | None = None
+    """None (the TrainConfig default), "step" or "trajectory\""""
+
+    def panel(self, name: str, methods: tuple[str, ...]) -> panels.Panel:
+        return panels.Panel(
+            name=name,
+            title=f"{self.env}, n={self.num_agents}, h={self.step_model}, kappa={self.comm_model}",
+            env=self.env,
+            num_agents=self.num_agents,
+            step_model=self.step_model,
+            comm_model=self.comm_model,
+            methods=methods,
+            horizon=self.horizon,
+            rounds=self.rounds,
+            grid_points=self.grid_points,
+            backend=self.backend,
+            eval_episodes=self.eval_episodes,
+            time_unit=self.time_unit,
+        )
+
+
+@dataclasses.dataclass
+class SweepArgs(CommonArgs, ProblemArgs):
+    """One method, K = len(learning_rates) x len(momenta) x seeds runs vmapped in one program per batch size."""
+
+    method: str = "rennala"
+    learning_rates: tuple[float, ...] = (2.0**-7, 2.0**-5, 2.0**-3)
+    momenta: tuple[float, ...] = (0.1,)
+    batch_sizes: tuple[int, ...] = (20,)
+    seeds: int = 2
+
+
+@dataclasses.dataclass
+class CompareArgs(CommonArgs, ProblemArgs):
+    """Methods compared at equal simulated time; tuned per method over the grid (one point: no tuning)."""
+
+    methods: tuple[str, ...] = ("rennala", "synchronized", "afedpg")
+    """first = reference of the time-to-threshold ratios"""
+    learning_rates: tuple[float, ...] = (2.0**-5,)
+    momenta: tuple[float, ...] = (0.1,)
+    batch_sizes: tuple[int, ...] = (20,)
+    tune_seeds: int = 2
+    seeds: int = 5
+    """fresh report seeds"""
+
+
+@dataclasses.dataclass
+class ReproduceArgs(CommonArgs):
+    """The paper's panels (jnigt.experiments.panels) at one size, tuned and reported."""
+
+    size: str = "cpu"
+    """tiny | cpu | full"""
+    panels: tuple[str, ...] = ()
+    """panel names (default: all of the size)"""
+    out: str = "runs/paper"
+
+
+def _start(args: CommonArgs) -> str | None:
+    os.makedirs(args.out, exist_ok=True)
+    return cache.enable_compilation_cache(None if args.no_cache else args.cache_dir)
+
+
+def sweep_command(args: SweepArgs) -> int:
+    """``jnigt sweep``: writes <out>/sweep_<method>_{grid.csv,curves.csv,best.json}."""
+    where = _start(args)
+    grid = tuning.TuningGrid(
+        tuple(args.learning_rates), tuple(args.momenta), tuple(args.batch_sizes), args.seeds, 1
+    )
+    panel = args.panel("sweep", (args.method,))
+    t0 = time.time()
+    _, rows = compare.run_sweep(
+        panel, args.method, grid, args.out, runs_per_call=args.runs_per_call, progress=args.progress
+    )
+    for r in rows:
+        print(
+            f"M={r['batch_size']} alpha={r['learning_rate']:g} eta={r['momentum']:g}: score {r['score']:.4g}"
+            f"{'  <- best' if r['chosen'] else ''}"
+        )
+    print(
+        f"{len(rows)} points x {args.seeds} seeds in {time.time() - t0:.1f} s (cache: {where}); files in {args.out}"
+    )
+    return 0
+
+
+def compare_command(args: CompareArgs) -> int:
+    """``jnigt compare``: writes <out>/compare_{tuning.csv,chosen.json,curves.csv,summary.csv}, compare.png."""
+    where = _start(args)
+    grid = tuning.TuningGrid(
+        tuple(args.learning_rates), tuple(args.momenta), tuple(args.batch_sizes), args.tune_seeds, args.seeds
+    )
+    res = compare.run_panel(
+        args.panel("compare", tuple(args.methods)), grid, args.out, args.runs_per_call, progress=args.progress
+    )
+    _print_summary(res)
+    print(f"(cache: {where})")
+    return 0
+
+
+def _print_summary(res: compare.PanelResult) -> None:
+    for r in res.summary:
+        print(
+            f"  {r['label']:18s} final {r['median_final_return']:.4g} [{r['q20_final_return']:.4g}, "
+            f"{r['q80_final_return']:.4g}]  ttt {r['median_time_to_threshold']:.4g}  ratio {r['ttt_ratio']:.3g} "
+            f"[{r['ttt_ratio_lo90']:.3g}, {r['ttt_ratio_hi90']:.3g}]"
+        )
+    for k, v in res.files.items():
+        print(f"  {k}: {os.path.abspath(v)}")
+
+
+def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, progress=True) -> dict:
+    """Run panels of ``size`` (default all); a panel that cannot run yet (NotImplementedError) is
+    recorded as TODO. Writes <out>/panels.md (the table) and <out>/summary.csv. Returns {name: result
+    or reason}."""
+    table = panels.panels_for(size)
+    names = tuple(names) or tuple(table)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise ValueError(f"panels: unknown {unknown}; valid panels: {', '.join(table)}")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "panels.md"), "w") as f:
+        f.write(panels.panel_table(size) + "\n")
+    grid = tuning.GRIDS[size]
+    results, rows, walls = {}, [], {}
+    for n in names:
+        t0 = time.time()
+        try:
+            res = compare.run_panel(
+                table[n], grid, out, runs_per_call, progress=progress, fast_compile=size == "tiny"
+            )
+        except NotImplementedError as exc:
+            print(f"{n}: TODO ({exc})")
+            results[n] = f"TODO: {exc}"
+            continue
+        walls[n] = time.time() - t0
+        print(f"{n}: {walls[n]:.1f} s", flush=True)
+        _print_summary(res)
+        results[n] = res
+        rows.extend(res.summary)
+        compare.write_rows(os.path.join(out, "summary.csv"), rows, compare.SUMMARY_COLUMNS)
+    with open(os.path.join(out, "walls.json"), "w") as f:
+        json.dump(
+            dict(size=size, wall_s=walls, todo={k: v for k, v in results.items() if isinstance(v, str)}),
+            f,
+            indent=1,
+        )
+    return results
+
+
+def reproduce_command(args: ReproduceArgs) -> int:
+    """``jnigt reproduce``: the paper's panels at ``--size``."""
+    where = _start(args)
+    print(f"reproduce: size={args.size} out={args.out} cache={where}")
+    print(panels.panel_table(args.size))
+    reproduce(args.size, args.panels, args.out, args.runs_per_call, args.progress)
+    return 0

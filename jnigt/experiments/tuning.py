@@ -1,0 +1,187 @@
+"""The paper's tuning protocol, per method and per panel (see docs/algorithms.md#experiments).
+
+1. Grid: step size alpha in {2^-10, ..., 2^-1}, NIGT momentum eta in {0.001, 0.01, 0.1}, batch
+   M = M_init in {20, 30, 50} for the methods that have a batch (Rennala, Malenia, Synchronized;
+   AFedPG steps on every single gradient, so it is tuned over (alpha, eta) only). Smaller grids for
+   the CPU and the tests: :data:`GRIDS`.
+2. Every grid point runs ``tune_seeds`` seeds (seeds ``0 .. tune_seeds-1``) to the panel's end time on
+   the panel's equal-time grid.
+3. Criterion (:func:`score`): the area under the MEDIAN (over tuning seeds) return-vs-time curve,
+   divided by ``T_end`` (the time-averaged median return; trapezoid rule on the grid). A point whose
+   median curve is non-finite anywhere (divergence) scores ``-inf``. Highest score wins; ties go to
+   the earlier point of the grid order (M, then alpha, then eta, ascending).
+4. Report: the chosen point runs ``report_seeds`` FRESH seeds (``REPORT_SEED_OFFSET + k``), never used
+   in tuning; only those runs enter the figures and statistics.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from jnigt.experiments import stats
+
+#: Report seeds are ``REPORT_SEED_OFFSET + k``: disjoint from the tuning seeds ``0 .. tune_seeds-1``.
+REPORT_SEED_OFFSET = 1000
+CRITERION = "area under the median (over tuning seeds) return-vs-time curve / T_end"
+BATCHED = ("rennala", "malenia", "synchronized")
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningGrid:
+    """Hyperparameter grid of one size. ``batch_sizes`` apply to the methods with a batch."""
+
+    learning_rates: tuple[float, ...]
+    momenta: tuple[float, ...]
+    batch_sizes: tuple[int, ...]
+    tune_seeds: int
+    report_seeds: int
+
+    def __post_init__(self):
+        for name in ("learning_rates", "momenta", "batch_sizes"):
+            if not getattr(self, name):
+                raise ValueError(f"{name}: must hold at least one value")
+        if any(not (v > 0 and math.isfinite(v)) for v in self.learning_rates):
+            raise ValueError(f"learning_rates: must be positive floats (got {self.learning_rates!r})")
+        if any(not 0 < v <= 1 for v in self.momenta):
+            raise ValueError(f"momenta: must be in (0, 1] (got {self.momenta!r})")
+        for name in ("tune_seeds", "report_seeds"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name}: must be an int >= 1 (got {v!r})")
+        if any(
+            isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1 for m in self.batch_sizes
+        ):
+            raise ValueError(f"batch_sizes: must be ints >= 1 (got {self.batch_sizes!r})")
+
+    def batches(self, method: str) -> tuple[int, ...]:
+        """Batch sizes swept for ``method`` (one separate compile each); AFedPG: the first only."""
+        return tuple(self.batch_sizes) if method in BATCHED else tuple(self.batch_sizes[:1])
+
+    def hyper_points(self) -> list[tuple[float, float]]:
+        """(alpha, eta) pairs, alpha-major: one vmapped sweep per batch size covers them all."""
+        return [(a, e) for a in self.learning_rates for e in self.momenta]
+
+    @property
+    def tuning_seeds(self) -> tuple[int, ...]:
+        return tuple(range(self.tune_seeds))
+
+    @property
+    def fresh_seeds(self) -> tuple[int, ...]:
+        return tuple(REPORT_SEED_OFFSET + k for k in range(self.report_seeds))
+
+
+GRIDS = {
+    "full": TuningGrid(
+        learning_rates=tuple(2.0**-k for k in range(10, 0, -1)),
+        momenta=(0.001, 0.01, 0.1),
+        batch_sizes=(20, 30, 50),
+        tune_seeds=3,
+        report_seeds=5,
+    ),
+    "cpu": TuningGrid(
+        # 2^-10 added after the first cpu run: AFedPG chose the grid's lower end (2^-8) on main_c and hetero
+        learning_rates=(2.0**-10, 2.0**-8, 2.0**-6, 2.0**-4, 2.0**-2),
+        momenta=(0.01, 0.1),
+        batch_sizes=(20,),
+        tune_seeds=2,
+        report_seeds=5,
+    ),
+    "tiny": TuningGrid(
+        learning_rates=(2.0**-6, 2.0**-2), momenta=(0.1,), batch_sizes=(4,), tune_seeds=1, report_seeds=2
+    ),
+}
+
+
+def score(times, returns) -> float:
+    """The selection criterion (see the module docstring): ``stats.area_under_median``."""
+    return stats.area_under_median(times, returns)
+
+
+TABLE_COLUMNS = [
+    "panel",
+    "method",
+    "batch_size",
+    "learning_rate",
+    "momentum",
+    "seeds",
+    "score",
+    "median_final_return",
+    "diverged_runs",
+    "chosen",
+]
+
+
+def grid_row(panel: str, method: str, batch: int, lr: float, mom: float, times, returns) -> dict:
+    """One row of the tuning table for one grid point; ``returns`` = [tuning seeds, grid points]."""
+    y = np.asarray(returns, float)
+    return dict(
+        panel=panel,
+        method=method,
+        batch_size=int(batch),
+        learning_rate=float(lr),
+        momentum=float(mom),
+        seeds=int(y.shape[0]),
+        score=score(times, y),
+        median_final_return=float(np.median(y[:, -1])),
+        diverged_runs=int(np.sum(~np.all(np.isfinite(y), axis=1))),
+        chosen=False,
+    )
+
+
+def select(rows: Sequence[dict]) -> dict[str, dict]:
+    """Best grid row per method (highest score, first in grid order on ties); marks it ``chosen``.
+
+    Raises ValueError if every point of a method diverged (score -inf): widen the grid.
+    """
+    best: dict[str, dict] = {}
+    for r in rows:
+        b = best.get(r["method"])
+        if b is None or r["score"] > b["score"]:
+            best[r["method"]] = r
+    for m, r in best.items():
+        if r["score"] == -math.inf:
+            raise ValueError(f"every grid point of {m} diverged on panel {r['panel']}; widen the grid")
+        r["chosen"] = True
+    return best
+
+
+def write_table(path: str, rows: Sequence[dict]) -> None:
+    """The whole tuning grid as CSV (:data:`TABLE_COLUMNS`)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=TABLE_COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow(
+                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items() if k in TABLE_COLUMNS}
+            )
+
+
+def write_chosen(path: str, chosen: dict[str, dict], grid: TuningGrid, extra: dict | None = None) -> None:
+    """The chosen values per method as JSON, with the criterion, the grid and the seeds used."""
+    out = dict(
+        criterion=CRITERION,
+        grid=dataclasses.asdict(grid),
+        tuning_seeds=list(grid.tuning_seeds),
+        report_seeds=list(grid.fresh_seeds),
+        chosen={
+            m: dict(
+                batch_size=r["batch_size"],
+                learning_rate=r["learning_rate"],
+                momentum=r["momentum"],
+                score=r["score"],
+            )
+            for m, r in chosen.items()
+        },
+        **(extra or {}),
+    )
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
