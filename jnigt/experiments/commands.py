@@ -25,6 +25,8 @@ class CommonArgs:
     """tqdm progress bars"""
     runs_per_call: int | None = None
     """runs per compiled call (default: all runs of a batch size at once)"""
+    verbose: bool = False
+    """show the traceback of an error"""
 
 
 @dataclasses.dataclass
@@ -150,8 +152,7 @@ def _print_summary(res: compare.PanelResult) -> None:
 
 
 def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, progress=True) -> dict:
-    """Run panels of ``size`` (default all); a panel that cannot run yet (NotImplementedError) is
-    recorded as TODO. Writes <out>/panels.md (the table) and <out>/summary.csv. Returns {name: result
+    """Run panels of ``size`` (default all). Writes <out>/panels.md (the table) and <out>/summary.csv. Returns {name: result
     or reason}."""
     table = panels.panels_for(size)
     names = tuple(names) or tuple(table)
@@ -165,14 +166,9 @@ def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, 
     results, rows, walls = {}, [], {}
     for n in names:
         t0 = time.time()
-        try:
-            res = compare.run_panel(
-                table[n], grid, out, runs_per_call, progress=progress, fast_compile=size == "tiny"
-            )
-        except NotImplementedError as exc:
-            print(f"{n}: TODO ({exc})")
-            results[n] = f"TODO: {exc}"
-            continue
+        res = compare.run_panel(
+            table[n], grid, out, runs_per_call, progress=progress, fast_compile=size == "tiny"
+        )
         walls[n] = time.time() - t0
         print(f"{n}: {walls[n]:.1f} s", flush=True)
         _print_summary(res)
