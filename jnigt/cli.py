@@ -31,7 +31,9 @@ class TrainOptions:
     """output folder; each run goes to OUT/<method>+<optimizer>"""
     methods: str | None = None
     """comma list of method+optimizer run one after the other (default when --method is not given:
-    rennala+nigt,afedpg+nigt; AFedPG then gets the same gradient budget, rounds x batch_size arrivals)"""
+    rennala+nigt,afedpg+nigt). A comparison runs at equal simulated time: the first method runs
+    --rounds rounds, the others run until its final simulated time (at most rounds x M x n steps;
+    --executor ray: equal gradient budgets, AFedPG rounds x batch_size arrivals)"""
     devices: int | None = None
     """devices on the agents mesh axis (default: all)"""
     pmap: bool = False
@@ -124,14 +126,28 @@ def parse_train(argv: list[str]) -> tuple[TrainOptions, list[TrainConfig]]:
         runs = [(base.method, base.optimizer)]
     # all checked before any training
     configs = [dataclasses.replace(base, method=m, optimizer=o) for m, o in runs]
-    if len(configs) > 1:
-        # a comparison: a method that steps once per gradient (AFedPG) gets the same gradient
-        # budget (rounds x batch_size steps) as the aggregating methods
-        from jnigt.training.methods import METHODS
+    from jnigt.training.methods import METHODS
 
+    def one(c):
+        return METHODS[c.method].ONE_GRADIENT_PER_STEP
+
+    if len(configs) > 1 and opts.executor == "simulated":
+        # a comparison at equal simulated time: train_main sets end_time of configs[1:] to the first
+        # run's final time; rounds is then only a generous cap (AFedPG: one arrival per step, and
+        # agents keep their work between arrivals, so it can need more than rounds x M arrivals)
+        configs[1:] = [
+            dataclasses.replace(
+                c,
+                rounds=c.rounds * c.batch_size * c.num_agents,
+                eval_every=c.eval_every * (c.batch_size if one(c) else 1),
+            )
+            for c in configs[1:]
+        ]
+    elif len(configs) > 1:
+        # real agents (Ray): time is wall-clock, so methods get the same gradient budget instead
         configs = [
             dataclasses.replace(c, rounds=c.rounds * c.batch_size, eval_every=c.eval_every * c.batch_size)
-            if METHODS[c.method].ONE_GRADIENT_PER_STEP
+            if one(c)
             else c
             for c in configs
         ]
@@ -145,8 +161,10 @@ def train_main(argv: list[str] | None = None) -> int:
     distributed.initialize(opts.coordinator, opts.num_processes, opts.process_id)
     from jnigt.training import train
 
-    run_dirs = []
+    run_dirs, end_time = [], None
     for config in configs:
+        if end_time is not None:
+            config = dataclasses.replace(config, end_time=end_time)
         run_dir = os.path.join(opts.out, f"{config.method}+{config.optimizer}")
         run_dirs.append(run_dir)
         if opts.executor == "ray":
@@ -166,6 +184,8 @@ def train_main(argv: list[str] | None = None) -> int:
                 config, run_dir, num_devices=opts.devices, use_pmap=opts.pmap, resume=opts.resume
             )
         last = rows[-1] if rows else {}
+        if end_time is None and len(configs) > 1 and opts.executor == "simulated":
+            end_time = float(last["time"])
         summary = {k: last.get(k) for k in ("round", "time", "env_steps", "eval_return")}
         print(json.dumps({"run": run_dir, **summary}))
     if opts.plot and distributed.is_writer():

@@ -277,8 +277,15 @@ def test_cli_comparison_writes_metrics_and_plot(tmp_path):
     for run in ("rennala+nigt", "afedpg+nigt"):
         rows = [json.loads(line) for line in open(out / run / "metrics.jsonl")]
         assert rows and all(np.isfinite(r["time"]) for r in rows)
-    # AFedPG got the same gradient budget: rounds x batch_size arrivals
-    assert len(open(out / "afedpg+nigt" / "metrics.jsonl").readlines()) == 1 + 16
+    # equal simulated time: AFedPG runs chunk by chunk until it reaches Rennala's final time T (its
+    # rounds, rounds x M x n arrivals, are only a cap), so its last chunk is the first to end at >= T
+    t_end = [json.loads(line) for line in open(out / "rennala+nigt" / "metrics.jsonl")][-1]["time"]
+    ends = [
+        r["time"] for r in map(json.loads, open(out / "afedpg+nigt" / "metrics.jsonl")) if "eval_return" in r
+    ]
+    assert ends[-1] >= t_end and all(t < t_end for t in ends[:-1]), (t_end, ends)
+    saved = json.load(open(out / "afedpg+nigt" / "config.json"))
+    assert saved["end_time"] == t_end and saved["rounds"] == 4 * 4 * 4
     assert os.path.getsize(out / "return_vs_time.png") > 1000
     assert cli.main(["plot", str(out), "--out", str(tmp_path / "p.png")]) == 0
     assert os.path.exists(tmp_path / "p.png")
@@ -514,9 +521,15 @@ def test_malenia_out_of_slot_buffers_stops_with_an_error_naming_malenia_slack():
 
 # ---------------------------------------------------------------------------- command line
 def test_cli_parses_typed_options():
-    opts, configs = cli.parse_train([])  # the demo: Rennala NIGT against AFedPG with the same gradient budget
+    opts, configs = cli.parse_train(
+        []
+    )  # the demo: Rennala NIGT against AFedPG (capped at rounds x M arrivals)
     assert [(c.method, c.optimizer) for c in configs] == [("rennala", "nigt"), ("afedpg", "nigt")]
-    assert configs[1].rounds == configs[0].rounds * configs[0].batch_size and opts.out == "runs/demo"
+    first = configs[0]
+    assert configs[1].rounds == first.rounds * first.batch_size * first.num_agents and opts.out == "runs/demo"
+    assert configs[1].eval_every == first.eval_every * first.batch_size and first.end_time is None
+    _, ray_configs = cli.parse_train(["--executor", "ray"])  # wall-clock time: equal gradient budgets
+    assert ray_configs[1].rounds == first.rounds * first.batch_size
     assert opts.resume and opts.plot and not opts.pmap
     argv = ["--method", "malenia", "--step-model", "1,10", "--num-agents", "2", "--backend", "none"]
     opts, (c,) = cli.parse_train(
@@ -559,7 +572,7 @@ def test_cli_bad_value_is_one_line_and_verbose_shows_the_traceback(argv, match, 
 
 
 def test_cli_dispatches_and_helps(capsys):
-    assert cli.main([]) == 0 and "train,plot,theory" in capsys.readouterr().out
+    assert cli.main([]) == 0 and "train,plot,theory,sweep,compare,reproduce" in capsys.readouterr().out
     assert cli.main(["nope"]) == 2
     for command, options in (
         (
@@ -567,7 +580,11 @@ def test_cli_dispatches_and_helps(capsys):
             ("--time-unit", "--no-resume", "--no-plot", "--verbose", "--init-batch-size", "--malenia-slack"),
         ),
         ("plot", ("--x", "--title", "RUNS")),
-        ("theory", ()),
+        ("theory", ("--eps", "--plot")),
+        ("sweep", ("--learning-rates", "--seeds")),
+        ("compare", ("--methods", "--tune-seeds")),
+        ("reproduce", ("--size", "--panels")),
+        ("train", ("--executor", "--ray-address", "--end-time")),
     ):
         with pytest.raises(SystemExit) as exit_:
             cli.main([command, "--help"])

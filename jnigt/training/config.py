@@ -86,6 +86,7 @@ _FIELD_CHECKS = {
     "malenia_patience": _int(1),
     "malenia_drop_after": validate.optional_integer,
     "time_unit": _name_in(TIME_UNITS, "time unit", "time units"),
+    "end_time": lambda name, value: None if value is None else validate.positive(name, value),
 }
 
 
@@ -151,6 +152,9 @@ class TrainConfig:
     """Malenia: drop such an agent from the objective after this many rounds instead (None = never)"""
     time_unit: str = "step"
     """step: h_i per env step | trajectory: h_i per gradient (docs/algorithms.md#simulated-time)"""
+    end_time: float | None = None
+    """stop after the first chunk whose simulated time reaches end_time (rounds is then an upper bound);
+    `jnigt train --methods` sets it so that every method runs to the same simulated time"""
 
     def __post_init__(self):
         """Check every field in plain Python (jnigt.validate) and store NumPy scalars as Python ones."""

@@ -252,13 +252,17 @@ def train(
     if progress and is_writer():
         from tqdm import tqdm
 
-        bar = tqdm(
-            total=total_chunks, initial=done_chunks, unit="chunk", desc=f"{config.method}+{config.optimizer}"
-        )
+        desc = f"{config.method}+{config.optimizer}"
+        if config.end_time is None:
+            bar = tqdm(total=total_chunks, initial=done_chunks, unit="chunk", desc=desc)
+        else:  # runs to a simulated time: the bar counts simulated seconds
+            bar = tqdm(total=config.end_time, initial=min(float(state.time), config.end_time), desc=desc)
     chunks_run = 0
     warned_agents: set[int] = set()
     for _ in range(done_chunks, total_chunks):
         if stop_after_chunks is not None and chunks_run >= stop_after_chunks:
+            break
+        if config.end_time is not None and float(state.time) >= config.end_time:
             break
         first_round = int(state.round)
         state, metrics, eval_return = trainer.run_chunk(state)
@@ -281,7 +285,7 @@ def train(
         if bar is not None:
             last = new_rows[-1]
             bar.set_postfix(time=f"{last['time']:.4g}", eval_return=f"{last['eval_return']:.4g}")
-            bar.update(1)
+            bar.update(1 if config.end_time is None else min(last["time"], config.end_time) - bar.n)
         if on_chunk is not None:
             on_chunk(state, new_rows)
         _check_agents(config, state, warned_agents)
