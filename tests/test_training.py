@@ -214,7 +214,7 @@ def test_bad_config_is_refused(kwargs, match):
         (dict(env="hopperz"), "unknown env name 'hopperz'; valid names: ant"),
         (dict(step_model="1,-2,3,4"), "step"),
         (dict(step_model="fastest"), "step"),
-        (dict(method="malenia", dead=1), "Malenia can never close a round"),
+        (dict(method="malenia", dead=1), "Malenia NIGT can never close a round"),
         (dict(method="rennala", dead=4), "every agent has infinite step time"),
         (dict(method="synchronized", dead=1), "dead|infinite"),
     ],
