@@ -41,20 +41,6 @@ __all__ = [
 MAX_EVENTS = 10**7
 
 
-def _times(h) -> np.ndarray:
-    try:
-        arr = np.asarray(h, dtype=float).reshape(-1)
-    except (TypeError, ValueError):
-        raise ValueError(f"h must be a 1-D array of positive per-agent times, got {h!r}") from None
-    if arr.size == 0:
-        raise ValueError(
-            "h must be a non-empty array of positive per-agent times (inf allowed for dead agents)"
-        )
-    if np.any(np.isnan(arr)) or np.any(arr <= 0):
-        raise ValueError(f"h must contain only times > 0 (inf allowed for dead agents); got {arr.tolist()!r}")
-    return np.sort(arr)
-
-
 def _batch(name: str, value) -> int:
     v = validate.integer(name, value, 1)
     if v > MAX_EVENTS:
@@ -72,7 +58,7 @@ def rennala_close_time(h, horizon, batch_size) -> float:
 
     computed with a heap over the agents' next arrivals, O(M log n). inf if no agent is alive.
     """
-    hs = _times(h)
+    hs = validate.sorted_times("h", h)
     H = validate.positive("horizon", horizon)
     M = _batch("batch_size", batch_size)
     heap = [(H * float(hi), 1, float(hi)) for hi in hs if math.isfinite(hi)]
@@ -128,7 +114,7 @@ def malenia_close_time(h, horizon, batch_size) -> float:
     inf if any agent is dead. Exact (the rule without slack) and bounded: bisection on t (the rule is
     monotone in t) that also jumps to the next arrival after the lower end; every answer is an arrival time.
     """
-    hs = _times(h)
+    hs = validate.sorted_times("h", h)
     H = validate.positive("horizon", horizon)
     M = _batch("batch_size", batch_size)
     n = hs.size
@@ -157,7 +143,7 @@ def synchronized_close_time(h, horizon, per_agent) -> float:
 
         per_agent * H * max_i h_i
     """
-    hs = _times(h)
+    hs = validate.sorted_times("h", h)
     H = validate.positive("horizon", horizon)
     p = validate.integer("per_agent", per_agent, 1)
     return float(p * H * hs[-1])

@@ -126,20 +126,6 @@ def _check_kappa(kappa) -> float:
     return k
 
 
-def _check_h(h) -> np.ndarray:
-    try:
-        arr = np.asarray(h, dtype=float).reshape(-1)
-    except (TypeError, ValueError):
-        raise ValueError(f"h must be a 1-D array of positive per-agent times, got {h!r}") from None
-    if arr.size == 0:
-        raise ValueError(
-            "h must be a non-empty array of positive per-agent times (inf allowed for dead agents)"
-        )
-    if np.any(np.isnan(arr)) or np.any(arr <= 0):
-        raise ValueError(f"h must contain only times > 0 (inf allowed for dead agents); got {arr.tolist()!r}")
-    return np.sort(arr)
-
-
 def _check_constants(c) -> Constants:
     if not isinstance(c, Constants):
         raise ValueError(f"c must be a jnigt.theory.Constants, got {type(c).__name__}")
@@ -166,7 +152,7 @@ def harmonic_prefix(h) -> np.ndarray:
     ``h`` is sorted ascending first.  Dead agents (h_i = inf) contribute 1/h_i = 0; a prefix made only of dead
     agents has harmonic mean inf.
     """
-    hs = _check_h(h)
+    hs = validate.sorted_times("h", h)
     m = np.arange(1, hs.size + 1, dtype=float)
     with np.errstate(divide="ignore"):
         return m / np.cumsum(1.0 / hs)
@@ -227,7 +213,7 @@ def malenia_nigt_time(h, kappa, eps, c: Constants = Constants()) -> float:
 
     with h_n = max_i h_i.  Every agent must contribute, so one dead agent makes it inf.
     """
-    hs = _check_h(h)
+    hs = validate.sorted_times("h", h)
     eps = _check_eps(eps)
     kappa = _check_kappa(kappa)
     c = _check_constants(c)
@@ -251,7 +237,7 @@ def table1(h, kappa, eps) -> dict[str, Table1Row]:
 
     Which entries are bounds is recorded in :data:`TABLE1_NOTES`.
     """
-    hs = _check_h(h)
+    hs = validate.sorted_times("h", h)
     eps = _check_eps(eps)
     kappa = _check_kappa(kappa)
     n = hs.size
@@ -295,7 +281,7 @@ def malenia_table_row(h, kappa, eps) -> Table1Row:
 
         computation  h_n eps^-2 + mean_i(h_i) / (n eps^3.5),   communication  kappa eps^-2,   AllReduce yes
     """
-    hs = _check_h(h)
+    hs = validate.sorted_times("h", h)
     kappa = _check_kappa(kappa)
     eps = _check_eps(eps)
     n = hs.size
@@ -338,7 +324,7 @@ def predicted_totals(
 ) -> dict[str, float]:
     """Predicted total time of every method in PREDICTED_METHODS for one ``h`` and ``kappa`` (see
     :func:`predicted_times` for the two ``formulas``)."""
-    hs = _check_h(h)
+    hs = validate.sorted_times("h", h)
     kappa = _check_kappa(kappa)
     eps = _check_eps(eps)
     c = _check_constants(c)

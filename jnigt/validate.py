@@ -53,6 +53,25 @@ def positive(name: str, value) -> float:
     return real(name, value, low=0.0, low_open=True)
 
 
+def sorted_times(name: str, value):
+    """A non-empty 1-D array of per-agent times ``> 0`` (``inf`` allowed: a dead agent), sorted ascending."""
+    import numpy as np
+
+    try:
+        arr = np.asarray(value, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a 1-D array of positive per-agent times, got {value!r}") from None
+    if arr.size == 0:
+        raise ValueError(
+            f"{name} must be a non-empty array of positive per-agent times (inf allowed for dead agents)"
+        )
+    if np.any(np.isnan(arr)) or np.any(arr <= 0):
+        raise ValueError(
+            f"{name} must contain only times > 0 (inf allowed for dead agents); got {arr.tolist()!r}"
+        )
+    return np.sort(arr)
+
+
 def one_of(name: str, value, allowed: Sequence[str]) -> str:
     """One of the ``allowed`` names."""
     if not isinstance(value, str) or value not in allowed:
