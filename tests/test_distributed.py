@@ -186,15 +186,23 @@ def test_two_processes_match_one_process():
         chex.assert_trees_all_close(_host(restored.params), _host(ref.params), **TOL)
         chex.assert_trees_all_close(_host(restored.opt_state), _host(ref.opt_state), **TOL)
 
-        # AFedPG: the CLI gives it the same gradient budget (rounds x batch_size arrivals)
-        arrivals = TINY["rounds"] * TINY["batch_size"]
-        _, af_ref, af_metrics = _train("afedpg", 1, False, rounds=arrivals, eval_every=arrivals // CHUNKS)
+        # AFedPG: the CLI runs it to Rennala's final simulated time (equal-time comparison); the
+        # reference is the config the CLI builds, with that end time, trained in this process
+        import dataclasses
+
+        from jnigt import cli
+        from jnigt.training import train
+
+        _, (_, af_config) = cli.parse_train(_cli_args("rennala+nigt,afedpg+nigt", out))
+        af_config = dataclasses.replace(af_config, end_time=float(ref_metrics["time"][-1]))
+        _, af_ref, af_rows = train(af_config, None, num_devices=1, progress=False, tensorboard=False)
         af_dir = os.path.join(out, "afedpg+nigt")
         with open(os.path.join(af_dir, "metrics.jsonl")) as f:
-            rows = [json.loads(line) for line in f if line.strip()][1:]  # after the initial evaluation
-        np.testing.assert_allclose([r["time"] for r in rows], af_metrics["time"], rtol=1e-6)
+            rows = [json.loads(line) for line in f if line.strip()]
+        assert len(rows) == len(af_rows) and rows[-1]["time"] >= af_config.end_time
+        np.testing.assert_allclose([r["time"] for r in rows], [r["time"] for r in af_rows], rtol=1e-6)
         with ocp.CheckpointManager(os.path.join(af_dir, "checkpoints")) as manager:
-            assert manager.latest_step() == arrivals
+            assert manager.latest_step() == int(af_ref.round) == rows[-1]["round"]
             restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(af_ref))
         chex.assert_trees_all_close(_host(restored.params), _host(af_ref.params), **TOL)
 
