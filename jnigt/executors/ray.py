@@ -443,6 +443,11 @@ def train_ray(
 
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a jnigt.training.TrainConfig, got {type(config).__name__}")
+    if config.obs_norm != "off":
+        raise ValueError(
+            f"obs_norm={config.obs_norm!r} is not supported by the Ray executor (its agents compute "
+            "gradients on raw observations); use obs_norm='off' here, or the simulator (jnigt.training.train)"
+        )
     if slowdown == "config":
         slowdown = getattr(config, "time_unit", "step")
     delays = agent_delays(config, slowdown, time_scale)

@@ -9,6 +9,7 @@ from .gpomdp import (
     sum_per_segment,
     trajectory_gradient,
 )
+from .obs_norm import OBS_NORMS, ObsStats, initial_stats, normalise
 from .policy import GaussianPolicy, make_policy
 
 __all__ = [
@@ -21,4 +22,8 @@ __all__ = [
     "rollout",
     "reset_env",
     "sum_per_segment",
+    "OBS_NORMS",
+    "ObsStats",
+    "initial_stats",
+    "normalise",
 ]

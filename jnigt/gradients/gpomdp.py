@@ -20,6 +20,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from .obs_norm import ObsStats, normalise
 from .policy import GaussianPolicy
 
 Params = Any
@@ -85,11 +86,20 @@ def _check_static(policy, env, horizon, discount):
         raise ValueError(f"discount must be a number in [0, 1], got {discount!r}")
 
 
-def rollout(policy: GaussianPolicy, env: Any, params: Params, key: jax.Array, agent_id, horizon: int):
+def rollout(
+    policy: GaussianPolicy,
+    env: Any,
+    params: Params,
+    key: jax.Array,
+    agent_id,
+    horizon: int,
+    obs_stats: ObsStats | None = None,
+):
     """Sample one trajectory of H steps (lax.scan). Returns (obs [H, ...], u [H, A], reward [H], alive [H]).
 
     alive_t = 1 iff no earlier step terminated (the terminating step itself is alive).
-    Rewards, obs and u of dead steps are zeroed.
+    Rewards, obs and u of dead steps are zeroed. With ``obs_stats`` the policy sees, and ``obs`` holds,
+    ``jnigt.gradients.obs_norm.normalise(obs_stats, s_t)`` (docs/algorithms.md#obs-norm); None: raw s_t.
     """
     reset_key, act_key = jax.random.split(key)
     agent_id = jnp.asarray(agent_id, jnp.int32)
@@ -97,11 +107,12 @@ def rollout(policy: GaussianPolicy, env: Any, params: Params, key: jax.Array, ag
 
     def body(carry, k):
         state, alive = carry
-        action, u = policy.sample(params, state.obs, k)
+        seen = normalise(obs_stats, state.obs)
+        action, u = policy.sample(params, seen, k)
         nstate = env.step(state, action)
         nstate = _cast_like(nstate, state)
         reward = jnp.where(alive, nstate.reward, 0.0).astype(jnp.float32)
-        obs = jnp.where(alive, state.obs, 0.0)
+        obs = jnp.where(alive, seen, 0.0)
         u = jnp.where(alive, u, 0.0)
         new_alive = jnp.logical_and(alive, jnp.logical_not(nstate.done.astype(bool)))
         return (nstate, new_alive), (obs, u, reward, alive)
@@ -119,11 +130,15 @@ def trajectory_gradient(
     agent_id,
     horizon: int,
     discount: float,
+    obs_stats: ObsStats | None = None,
 ) -> TrajectoryGradient:
-    """Loss gradient -g_H of one trajectory (reset, then H steps), plus its return and step count."""
+    """Loss gradient -g_H of one trajectory (reset, then H steps), plus its return and step count.
+
+    ``obs_stats``: the policy is pi(u | normalise(obs_stats, s)) (docs/algorithms.md#obs-norm); None = raw s.
+    """
     _check_static(policy, env, horizon, discount)
     sampling_params = jax.lax.stop_gradient(params)
-    obs, us, rewards, alive = rollout(policy, env, sampling_params, key, agent_id, horizon)
+    obs, us, rewards, alive = rollout(policy, env, sampling_params, key, agent_id, horizon, obs_stats)
     weights = jnp.asarray(discount, jnp.float32) ** jnp.arange(horizon, dtype=jnp.float32)
     disc = weights * rewards
     # reward-to-go with the discount counted from time 0: R_t = sum_{h>=t} gamma^h r_h

@@ -11,6 +11,7 @@ import dataclasses
 import numpy as np
 
 from jnigt import validate
+from jnigt.gradients.obs_norm import OBS_NORMS
 from jnigt.training.build import OPTIMIZERS, POLICIES, TIME_UNITS
 from jnigt.training.methods import METHODS
 
@@ -87,6 +88,8 @@ _FIELD_CHECKS = {
     "malenia_drop_after": validate.optional_integer,
     "time_unit": _name_in(TIME_UNITS, "time unit", "time units"),
     "end_time": lambda name, value: None if value is None else validate.positive(name, value),
+    "obs_norm": _name_in(OBS_NORMS, "observation normalisation", "values"),
+    "obs_norm_episodes": _int(1),
 }
 
 
@@ -155,6 +158,12 @@ class TrainConfig:
     end_time: float | None = None
     """stop after the first chunk whose simulated time reaches end_time (rounds is then an upper bound);
     `jnigt train --methods` sets it so that every method runs to the same simulated time"""
+    obs_norm: str = "off"
+    """off: the policy sees raw observations | initial: (s - mean) / std clipped to [-10, 10], mean and std
+    fixed by a rollout of the initial policy, kept in the state (docs/algorithms.md#obs-norm); every method alike"""
+    obs_norm_episodes: int = 64
+    """obs_norm=initial: trajectories of the initial rollout (episode e run by agent e mod n; not charged to
+    the simulated clock)"""
 
     def __post_init__(self):
         """Check every field in plain Python (jnigt.validate) and store NumPy scalars as Python ones."""

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jnigt.distributed import make_agent_mesh, replicate
-from jnigt.gradients import gpomdp
+from jnigt.gradients import gpomdp, obs_norm
 from jnigt.training import build, memory
 from jnigt.training.config import TrainConfig
 from jnigt.training.methods import METHODS, Context
@@ -24,6 +24,10 @@ from jnigt.transforms.nigt import find_nigt_state
 
 def _is_traced(*xs) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(xs))
+
+
+#: ``fold_in`` tag of the initial rollout's key (a stream no other part of a run uses)
+OBS_STATS_STREAM = 0x0B5
 
 
 class SimulatedClockError(ValueError):
@@ -74,6 +78,11 @@ class Trainer:
         self._next_time = jax.jit(self.method.next_time)
         self._evaluate = jax.jit(self._evaluate_impl)
         self._chunk = jax.jit(self._chunk_impl)
+        self._obs_stats = jax.jit(
+            lambda p, k: obs_norm.initial_stats(
+                self.policy, self.env, p, k, c.num_agents, c.horizon, c.obs_norm_episodes
+            )
+        )
 
     def _optimizer(self, learning_rate, momentum):
         c = self.config
@@ -88,17 +97,25 @@ class Trainer:
 
         Pure in ``seed`` (int or int32 scalar), ``learning_rate`` and ``momentum`` (floats or float
         scalars; None = the config's value), so ``jax.vmap(trainer.init)(seeds, lrs, moms)`` builds
-        independent runs; the hyperparameters live in the optimizer state.
+        independent runs; the hyperparameters live in the optimizer state. With ``obs_norm="initial"``
+        the observation statistics come from ``obs_norm_episodes`` trajectories of theta_0 with key
+        ``fold_in(key(seed), OBS_STATS_STREAM)`` (not charged to the simulated clock).
         """
         traced = _is_traced(seed, learning_rate, momentum)
         put = (lambda t: t) if traced else (lambda t: replicate(t, self.mesh))
         key, pkey = jax.random.split(jax.random.key(seed))
         params = self.policy.init(pkey)
+        obs_stats = None
+        if self.config.obs_norm == "initial":
+            stats_key = jax.random.fold_in(jax.random.key(seed), OBS_STATS_STREAM)
+            obs_stats = put(self._obs_stats(params, stats_key))
         inner = self._optimizer(learning_rate, momentum)
         params, opt_state, method_state, key = self.method.init(params, key, inner, put)
         zero_f, zero_i = jnp.zeros([], jnp.float32), jnp.zeros([], jnp.int32)
         eval_key, zero_f, zero_i = put((jax.random.key(seed + 1), zero_f, zero_i))
-        return TrainState(params, opt_state, key, eval_key, zero_f, zero_i, zero_i, zero_i, method_state)
+        return TrainState(
+            params, opt_state, key, eval_key, zero_f, zero_i, zero_i, zero_i, method_state, obs_stats
+        )
 
     def step(self, state: TrainState) -> tuple[TrainState, dict]:
         """One step: an aggregation round (AFedPG: one arrival at the server).
@@ -146,9 +163,9 @@ class Trainer:
             key = jax.random.fold_in(state.eval_key, state.round)
         keys = jax.random.split(key, c.eval_episodes)
         agents = jnp.arange(c.eval_episodes) % c.num_agents
-        rewards = jax.vmap(lambda k, a: gpomdp.rollout(self.policy, self.env, params, k, a, c.horizon)[2])(
-            keys, agents
-        )
+        rewards = jax.vmap(
+            lambda k, a: gpomdp.rollout(self.policy, self.env, params, k, a, c.horizon, state.obs_stats)[2]
+        )(keys, agents)
         return jnp.mean(jnp.sum(rewards, axis=1))
 
     def _chunk_impl(self, state: TrainState):

@@ -16,6 +16,8 @@ class TrainState(NamedTuple):
     eval_key: key of the evaluations (folded with ``round``). time: simulated seconds after the last
       step. round: steps done (AFedPG: arrivals). env_steps, comms: running totals.
     method: the method's own state (AFedPG: stale points and clock; ``{}`` for the others).
+    obs_stats: the fixed observation statistics (``jnigt.gradients.ObsStats``) when
+      ``config.obs_norm != "off"``, else None (docs/algorithms.md#obs-norm).
     """
 
     params: Any
@@ -27,3 +29,4 @@ class TrainState(NamedTuple):
     env_steps: jax.Array
     comms: jax.Array
     method: Any
+    obs_stats: Any = None

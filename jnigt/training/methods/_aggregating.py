@@ -136,7 +136,7 @@ class Aggregating:
         key, k_time, k_traj = jax.random.split(st.key, 3)
         rnd = self.round_timing(k_time, st.round)
         ids, seg, valid, keys = self.layout(rnd.counts, k_traj, dev)
-        tg = self.ctx.trajectory_gradients(st.params, keys, ids)
+        tg = self.ctx.trajectory_gradients(st.params, keys, ids, st.obs_stats)
         pg = gpomdp.sum_per_segment(tg, seg, valid, self.contributors)
         dropped_before = opt_state.dropped
         upd, opt_state = self._update(pg.grad_sums, opt_state, st.params, pg.counts, st.round)

@@ -42,12 +42,13 @@ class Context:
     mesh: jax.sharding.Mesh
     use_pmap: bool = False
 
-    def trajectory_gradients(self, params, keys, agent_ids):
-        """GPOMDP gradient of one trajectory per (key, agent), vmapped (docs/algorithms.md#gpomdp)."""
+    def trajectory_gradients(self, params, keys, agent_ids, obs_stats=None):
+        """GPOMDP gradient of one trajectory per (key, agent), vmapped (docs/algorithms.md#gpomdp);
+        ``obs_stats``: the state's observation statistics (docs/algorithms.md#obs-norm)."""
         c = self.config
         return jax.vmap(
             lambda k, a: gpomdp.trajectory_gradient(
-                self.policy, self.env, params, k, a, c.horizon, c.discount
+                self.policy, self.env, params, k, a, c.horizon, c.discount, obs_stats
             )
         )(keys, agent_ids)
 

@@ -75,7 +75,7 @@ class Afedpg:
         key, k_traj, agent, t, clock = self._next(st)
         point = jax.tree.map(lambda s: s[agent], st.method.stale)
         tg = gpomdp.trajectory_gradient(
-            self.ctx.policy, self.ctx.env, point, k_traj, agent, c.horizon, c.discount
+            self.ctx.policy, self.ctx.env, point, k_traj, agent, c.horizon, c.discount, st.obs_stats
         )
         grads = jax.tree.map(lambda g: g[None], tg.grad)
         upd, opt_state = self.server(self.ctx.inner).update(
