@@ -1,4 +1,4 @@
-"""Command-line entry functions (``jnigt sweep``, ``jnigt compare``, ``jnigt reproduce``): typed option
+"""Command-line entry functions (``jnigt sweep``, ``jnigt compare``, ``jnigt reproduce``, ``jnigt crosscheck``): typed option
 dataclasses for tyro, one function each returning an exit code. Each turns JAX's persistent
 compilation cache on (``--cache-dir``, default ``~/.cache/jnigt/jax``; ``--no-cache`` to switch it off).
 """
@@ -10,7 +10,7 @@ import json
 import os
 import time
 
-from jnigt.experiments import cache, compare, panels, tuning
+from jnigt.experiments import cache, compare, crosscheck, panels, tuning
 
 
 @dataclasses.dataclass
@@ -99,6 +99,19 @@ class ReproduceArgs(CommonArgs):
     out: str = "runs/paper"
 
 
+@dataclasses.dataclass
+class CrosscheckArgs:
+    """Theory cross-check of finished panels: predicted (jnigt.theory.round_time) against measured
+    simulated time per round, from <dir>/<panel>_chosen.json and <panel>_summary.csv."""
+
+    dir: str = "docs/results/equal_time"
+    """folder of panel results (what jnigt reproduce wrote)"""
+    out: str | None = None
+    """where to write <panel>_theory.csv and theory_crosscheck.md (default: --dir)"""
+    verbose: bool = False
+    """show the traceback of an error"""
+
+
 def _start(args: CommonArgs) -> str | None:
     os.makedirs(args.out, exist_ok=True)
     return cache.enable_compilation_cache(None if args.no_cache else args.cache_dir)
@@ -152,8 +165,9 @@ def _print_summary(res: compare.PanelResult) -> None:
 
 
 def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, progress=True) -> dict:
-    """Run panels of ``size`` (default all). Writes <out>/panels.md (the table) and <out>/summary.csv. Returns {name: result
-    or reason}."""
+    """Run panels of ``size`` (default all). Writes <out>/panels.md (the table), <out>/summary.csv and
+    <out>/theory_crosscheck.md (predicted against measured time per round of the panels run). Returns
+    {name: result or reason}."""
     table = panels.panels_for(size)
     names = tuple(names) or tuple(table)
     unknown = [n for n in names if n not in table]
@@ -175,6 +189,9 @@ def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, 
         results[n] = res
         rows.extend(res.summary)
         compare.write_rows(os.path.join(out, "summary.csv"), rows, compare.SUMMARY_COLUMNS)
+    done = [r for r in results.values() if not isinstance(r, str)]
+    if done:
+        crosscheck.write_markdown([x for r in done for x in crosscheck.read(r.files["theory"])], out)
     with open(os.path.join(out, "walls.json"), "w") as f:
         json.dump(
             dict(size=size, wall_s=walls, todo={k: v for k, v in results.items() if isinstance(v, str)}),
@@ -190,4 +207,13 @@ def reproduce_command(args: ReproduceArgs) -> int:
     print(f"reproduce: size={args.size} out={args.out} cache={where}")
     print(panels.panel_table(args.size))
     reproduce(args.size, args.panels, args.out, args.runs_per_call, args.progress)
+    return 0
+
+
+def crosscheck_command(args: CrosscheckArgs) -> int:
+    """``jnigt crosscheck``: writes <panel>_theory.csv per panel and theory_crosscheck.md."""
+    out = args.out or args.dir
+    os.makedirs(out, exist_ok=True)
+    crosscheck.crosscheck_folder(args.dir, out)
+    print(f"files in {out}")
     return 0

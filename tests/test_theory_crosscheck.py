@@ -1,0 +1,90 @@
+"""Theory cross-check of panels (jnigt.experiments.crosscheck): predicted against measured time per round."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from jnigt import testing, theory
+from jnigt.experiments import compare, crosscheck, tuning
+from jnigt.experiments.panels import Panel
+
+RESULTS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "results", "equal_time"
+)
+
+
+def _tiny_panel():
+    return Panel(
+        name="xc_tiny",
+        title="lqr",
+        env="lqr",
+        num_agents=3,
+        step_model="sqrt",
+        comm_model="sqrt",
+        methods=("rennala", "synchronized", "afedpg"),
+        horizon=4,
+        rounds=6,
+        grid_points=3,
+        backend=None,
+        eval_episodes=2,
+        policy="linear",
+    )
+
+
+def test_run_panel_writes_a_consistent_theory_table(tmp_path):
+    panel = _tiny_panel()
+    grid = tuning.TuningGrid((2.0**-5,), (0.1,), (4,), tune_seeds=1, report_seeds=2)
+    res = compare.run_panel(panel, grid, str(tmp_path), progress=False, log=lambda s: None, fast_compile=True)
+    rows = crosscheck.read(res.files["theory"])
+    assert [r["method"] for r in rows] == list(panel.methods)
+    with open(res.files["theory"]) as f:
+        assert next(csv.reader(f)) == crosscheck.COLUMNS
+    by = {r["method"]: r for r in rows}
+    h, kappa = np.sqrt([1.0, 2.0, 3.0]), np.sqrt([1.0, 2.0, 3.0])
+    # the reference ran exactly `rounds` rounds; its measured round is the exact heap close + one AllReduce
+    ren = by["rennala"]
+    assert ren["rounds"] == panel.rounds
+    assert ren["measured"] == pytest.approx(testing.rennala_close_time(h, 4, 4) + kappa.max(), rel=1e-5)
+    sync = by["synchronized"]
+    assert sync["exact"] and sync["predicted"] == pytest.approx(4 * math.sqrt(3) * 2 + math.sqrt(3), rel=1e-5)
+    assert by["afedpg"]["comm"] == 0 and by["afedpg"]["unit"] == "update"
+    assert by["afedpg"]["predicted"] == pytest.approx(theory.afedpg_update_time(4 * h, kappa), rel=1e-5)
+    assert all(r["consistent"] for r in rows), rows
+    for r in rows:
+        assert r["measured_lo"] < r["measured"] and r["lower"] <= r["predicted"] <= r["upper"]
+
+
+def test_crosscheck_folder_on_committed_results_and_detects_a_wrong_count(tmp_path, capsys):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    dst.mkdir()
+    for name in ("main_a_chosen.json", "main_a_summary.csv"):
+        shutil.copy(os.path.join(RESULTS, name), src / name)
+    rows = crosscheck.crosscheck_folder(str(src), str(dst))
+    assert [r["method"] for r in rows] == ["rennala", "synchronized", "afedpg"]
+    assert all(r["consistent"] for r in rows)
+    # h = 1, kappa = 0, H = 100, n = 10, M = 20: synchronized 2 x 100 exactly, Rennala's bound 300 >= 200
+    by = {r["method"]: r for r in rows}
+    assert by["synchronized"]["predicted"] == 200.0
+    assert by["rennala"]["predicted"] == pytest.approx(300.0)
+    assert (dst / "main_a_theory.csv").exists() and "| main_a |" in (dst / "theory_crosscheck.md").read_text()
+    assert "3 of 3 rows" in capsys.readouterr().out
+    # a summary claiming twice the rounds of Synchronized NIGT falls outside its exact prediction
+    with open(src / "main_a_summary.csv") as f:
+        summary = list(csv.DictReader(f))
+    summary[1]["median_rounds"] = "60"
+    bad = crosscheck.rows(crosscheck.load_panel(str(src / "main_a_chosen.json")), summary)
+    assert [r["consistent"] for r in bad] == [True, False, True]
+
+
+def test_crosscheck_command_on_an_empty_folder(tmp_path, capsys):
+    from jnigt.cli import main
+
+    assert main(["crosscheck", "--dir", str(tmp_path)]) == 2
+    assert "no <panel>_chosen.json" in capsys.readouterr().err
