@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 import shutil
@@ -88,3 +89,16 @@ def test_crosscheck_command_on_an_empty_folder(tmp_path, capsys):
 
     assert main(["crosscheck", "--dir", str(tmp_path)]) == 2
     assert "no <panel>_chosen.json" in capsys.readouterr().err
+
+
+def test_humanoid_cpu_panel_has_its_own_small_grid(tmp_path):
+    from jnigt.experiments import panels
+
+    p = panels.panels_for("cpu")["humanoid_c"]
+    assert (p.env, p.horizon, p.rounds, p.comm_model) == ("humanoid", 50, 20, "sqrt_d")
+    assert p.grid.momenta == (0.1,) and len(p.grid.hyper_points()) * p.grid.tune_seeds == 6
+    assert "humanoid_c" not in panels.panels_for("tiny") and "humanoid_c" not in panels.panels_for("full")
+    assert "humanoid_c" in panels.panel_table("cpu")
+    # the grid survives <panel>_chosen.json (what jnigt crosscheck reads back)
+    tuning.write_chosen(str(tmp_path / "h_chosen.json"), {}, p.grid, dict(panel=dataclasses.asdict(p)))
+    assert crosscheck.load_panel(str(tmp_path / "h_chosen.json")) == p

@@ -93,7 +93,9 @@ class ReproduceArgs(CommonArgs):
     """The paper's panels (jnigt.experiments.panels) at one size, tuned and reported."""
 
     size: str = "cpu"
-    """tiny | cpu | full"""
+    """tiny | cpu | full. Expected run time: tiny about 1-5 min on a CPU; cpu about 3 min per panel
+    (humanoid_c 10-15 min) on 2 CPU cores; full on one GPU: about 10 hours per panel, 7 days for all 12
+    (estimated, not measured; README "Reproducing the paper")"""
     panels: tuple[str, ...] = ()
     """panel names (default: all of the size)"""
     out: str = "runs/paper"
@@ -181,7 +183,12 @@ def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, 
     for n in names:
         t0 = time.time()
         res = compare.run_panel(
-            table[n], grid, out, runs_per_call, progress=progress, fast_compile=size == "tiny"
+            table[n],
+            table[n].grid or grid,
+            out,
+            runs_per_call,
+            progress=progress,
+            fast_compile=size == "tiny",
         )
         walls[n] = time.time() - t0
         print(f"{n}: {walls[n]:.1f} s", flush=True)

@@ -30,6 +30,7 @@ import numpy as np
 from jnigt import theory
 from jnigt.experiments.compare import write_rows
 from jnigt.experiments.panels import LABELS, Panel
+from jnigt.experiments.tuning import TuningGrid
 
 COLUMNS = [
     "panel",
@@ -128,6 +129,8 @@ def load_panel(chosen_json: str) -> Panel:
     with open(chosen_json) as f:
         d = json.load(f)["panel"]
     d["methods"] = tuple(d["methods"])
+    if d.get("grid"):
+        d["grid"] = TuningGrid(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["grid"].items()})
     known = set(Panel.__dataclass_fields__)
     return Panel(**{k: v for k, v in d.items() if k in known})
 
