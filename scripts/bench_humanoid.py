@@ -6,6 +6,12 @@ Sizes the ``humanoid_c`` panel of size cpu (jnigt.experiments.panels). One Train
 compile (plus one chunk), the steady time is the median of ``--chunks`` further chunks.
 
     PYTHONPATH=.:.pp python scripts/bench_humanoid.py --horizons 50,100 --out runs/bench_humanoid.json
+
+``--panel-calls humanoid_c`` instead times what ``jnigt reproduce`` does per call: one vmapped
+``EqualTimeRunner`` call of the panel's runs-per-call (5) runs to a fraction of T_end, twice (the
+first includes the compile), per method; the steady part scales to the whole panel.
+
+    PYTHONPATH=.:.pp python scripts/bench_humanoid.py --panel-calls humanoid_c --fraction 0.2
 """
 
 from __future__ import annotations
@@ -70,6 +76,48 @@ def bench(method: str, horizon: int, every: int, chunks: int, eval_episodes: int
     )
 
 
+def bench_panel_calls(name: str, fraction: float, methods) -> list[dict]:
+    """Per method: wall of one EqualTimeRunner call of 5 runs to ``fraction`` x T_end, first (compile) and
+    second (steady); ``panel_estimate_s`` = compile + steady / fraction x the panel's calls of 5 runs."""
+    from jnigt.experiments import compare, panels
+    from jnigt.experiments.sweep import EqualTimeRunner, time_grid
+
+    panel = panels.panels_for("cpu")[name]
+    grid = panel.grid
+    env = compare.make_env(panel)
+    t_end = None
+    out = []
+    for m in methods or panel.methods:
+        runner = EqualTimeRunner(compare.make_trainer(panel, m, grid.batches(m)[0], env=env))
+        if t_end is None:
+            t_end = compare.end_time(runner.trainer, panel.rounds)
+        times = time_grid(fraction * t_end, max(2, round(fraction * panel.grid_points)))
+        c = grid.report_seeds
+        seeds = np.arange(c)
+        walls = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            runs = runner(seeds, np.full(c, 2.0**-6), np.full(c, 0.1), times)
+            walls.append(time.perf_counter() - t0)
+        tuning_runs = len(grid.hyper_points()) * grid.tune_seeds
+        calls = -(-tuning_runs // c) + -(-grid.report_seeds // c)
+        r = dict(
+            panel=name,
+            method=m,
+            runs_per_call=c,
+            fraction=fraction,
+            first_call_s=round(walls[0], 1),
+            steady_call_s=round(walls[1], 1),
+            steps_by_fraction=float(np.median(runs.rounds[:, -1])),
+            calls=calls,
+            panel_estimate_s=round(walls[0] - walls[1] + calls * walls[1] / fraction, 0),
+            load_avg=os.getloadavg(),
+        )
+        print(json.dumps(r), flush=True)
+        out.append(r)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--env", default="humanoid")
@@ -78,7 +126,14 @@ def main(argv=None) -> int:
     p.add_argument("--chunks", type=int, default=3)
     p.add_argument("--eval-episodes", type=int, default=8)
     p.add_argument("--out", default="runs/bench_humanoid.json")
+    p.add_argument("--panel-calls", default=None, help="a cpu panel name: time its vmapped calls instead")
+    p.add_argument("--fraction", type=float, default=0.2)
     a = p.parse_args(argv)
+    if a.panel_calls:
+        rows = bench_panel_calls(a.panel_calls, a.fraction, [m for m in a.methods.split(",") if m])
+        with open(a.out, "w") as f:
+            json.dump(dict(rows=rows, cpu_count=os.cpu_count(), jax=jax.__version__), f, indent=1)
+        return 0
     rows = []
     for horizon in (int(x) for x in a.horizons.split(",")):
         for method in a.methods.split(","):

@@ -102,3 +102,18 @@ def test_humanoid_cpu_panel_has_its_own_small_grid(tmp_path):
     # the grid survives <panel>_chosen.json (what jnigt crosscheck reads back)
     tuning.write_chosen(str(tmp_path / "h_chosen.json"), {}, p.grid, dict(panel=dataclasses.asdict(p)))
     assert crosscheck.load_panel(str(tmp_path / "h_chosen.json")) == p
+
+
+def test_planned_env_steps_by_hand():
+    panel = dataclasses.replace(_tiny_panel(), step_model="equal", comm_model="zero", rounds=10)
+    grid = tuning.TuningGrid((0.1, 0.2), (0.1,), (4, 6), tune_seeds=2, report_seeds=3)
+    steps = crosscheck.planned_env_steps(panel, grid)
+    # equal times, n = 3, H = 4 (c_i = 4); T_end = 10 x Rennala's bound at M = 4; runs per M: 2 points x 2
+    # tuning seeds, + 3 report seeds for the first M
+    b4, b6 = theory.rennala_round_time(np.full(3, 4.0), 4), theory.rennala_round_time(np.full(3, 4.0), 6)
+    t_end = 10 * b4
+    assert steps["rennala"] == pytest.approx(7 * 10 * 4 * 4 + 4 * t_end / b6 * 6 * 4)
+    # Synchronized: ceil(4/3) = 2 trajectories x 4 steps per agent per round, 6 trajectories per round
+    assert steps["synchronized"] == pytest.approx(7 * t_end / 8 * 6 * 4 + 4 * t_end / 8 * 6 * 4)
+    # AFedPG: one trajectory per update every 4 / 3 time units (first M only)
+    assert steps["afedpg"] == pytest.approx(7 * t_end / (4 / 3) * 4)

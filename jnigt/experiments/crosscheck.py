@@ -119,6 +119,30 @@ def write(panel: Panel, summary: Sequence[dict], out_dir: str, timing=None) -> s
     )
 
 
+def planned_env_steps(panel: Panel, grid, timing=None) -> dict[str, float]:
+    """Env steps ``jnigt reproduce`` will simulate on ``panel`` with ``grid`` (training rollouts; the
+    evaluations are left out), predicted from :func:`jnigt.theory.round_time` (fixed times)::
+
+        T_end = panel.rounds x (reference round time at M = the reference's first batch size)
+        per method and M: runs x (T_end / round time) x trajectories per round x H
+
+    with runs = (alpha, eta) points x tuning seeds (+ the report seeds once), trajectories per round M
+    (Rennala, Malenia), n ceil(M/n) (Synchronized), 1 (AFedPG update). Rennala's and Malenia's round times
+    are their bounds (the exact close is up to 2x shorter, so more rounds). Returns {method: env steps}."""
+    timing = panel_timing(panel) if timing is None else timing
+    n = timing.num_agents
+    t_end = panel.rounds * predict(panel, timing, panel.reference, grid.batches(panel.reference)[0]).total
+    out = {}
+    for m in panel.methods:
+        steps = 0.0
+        for k, batch in enumerate(grid.batches(m)):
+            runs = len(grid.hyper_points()) * grid.tune_seeds + (grid.report_seeds if k == 0 else 0)
+            per_round = {"rennala": batch, "malenia": batch, "synchronized": n * -(-batch // n)}.get(m, 1)
+            steps += runs * t_end / predict(panel, timing, m, batch).total * per_round * panel.horizon
+        out[m] = steps
+    return out
+
+
 def _read_csv(path: str) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
