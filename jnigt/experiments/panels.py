@@ -29,7 +29,7 @@ h_i is charged per gradient (trajectory) instead of per environment step (``Trai
 ``main_c`` is the per-step unit. At ``tiny`` the reacher/walker2d/hopper panels use ``fast`` too.
 
 Expected run time (``jnigt reproduce``): ``tiny`` about 1-5 minutes on a CPU; ``cpu`` about 3 minutes
-per panel on 2 CPU cores (``humanoid_c`` 10-15 minutes, see :data:`HUMANOID_CPU`); ``full`` on one GPU:
+per panel on 2 CPU cores (``humanoid_c`` about 11 minutes, see :data:`HUMANOID_CPU`); ``full`` on one GPU:
 about 10 hours per panel, about 7 days for all 12 -- estimated, not measured. Estimate: about 7e9 env steps
 per n = 10 panel (the rounds :func:`jnigt.theory.round_time` predicts by T_end x trajectories per round x
 H = 1000 x the runs of the full grid: 10 alphas x 3 etas x 3 M x 3 tuning seeds + 5 report seeds;
@@ -119,11 +119,12 @@ SCALES = {
 
 
 #: The humanoid panel of size cpu, sized from measurements on the shared 2-core CPU (scripts/bench_humanoid.py,
-#: spring backend, n = 10, M = 20, load average 2.4-8): one Trainer chunk compiles in 65-155 s; steady
-#: 0.21 s per Rennala round at H = 50 (0.46 s at H = 100), 0.33 s per Synchronized round (H = 50), 0.038 s
-#: per AFedPG arrival at H = 50 (0.065 s at H = 100). With H = 50, 20 rounds and 3 x 1 x 2 tuning runs + 5 report seeds per
-#: method: about 9 x 20 x 0.21 (Rennala) + 9 x 15 x 0.33 (Synchronized) + 9 x 485 x 0.038 (AFedPG) ~ 250 s
-#: of runs plus 3 compiles, about 10-15 minutes here.
+#: docs/results/bench_humanoid.json; spring, n = 10, M = 20, load average 2.4-8): one Trainer chunk compiles
+#: in 65-155 s; steady 0.21 s per Rennala round at H = 50 (0.46 s at H = 100), 0.33 s per Synchronized round,
+#: 0.038 s per AFedPG arrival (0.065 s at H = 100). The panel's own vmapped calls of 5 runs (``--panel-calls``,
+#: load average 6.5): compile 144-155 s per method, then 1.2 s per Rennala round, 2.1 s per Synchronized
+#: round, 0.057 s per AFedPG arrival for the 5 runs; 3 calls per method (10 tuning runs + 5 report seeds):
+#: 219 + 231 + 215 = 665 s, about 11 minutes (less on an idle machine: the compiles dominate).
 HUMANOID_CPU = dict(
     horizon=50,
     rounds=20,
@@ -134,8 +135,8 @@ HUMANOID_CPU = dict(
         tune_seeds=2,
         report_seeds=5,
     ),
-    note="humanoid at cpu size: H=50, 20 rounds, grid alpha in {2^-8, 2^-6, 2^-4} x eta=0.1 (the paper's "
-    "humanoid eta), 2 tuning seeds; about 10-15 min on 2 CPU cores",
+    note="humanoid at cpu size: H=50, 20 rounds, grid alpha in {2^-10, ..., 2^-2} (5) x eta=0.1 (the paper's "
+    "humanoid eta), 2 tuning seeds; about 11 min on 2 shared CPU cores",
 )
 
 
