@@ -96,7 +96,8 @@ def test_humanoid_cpu_panel_has_its_own_small_grid(tmp_path):
 
     p = panels.panels_for("cpu")["humanoid_c"]
     assert (p.env, p.horizon, p.rounds, p.comm_model) == ("humanoid", 50, 20, "sqrt_d")
-    assert p.grid.momenta == (0.1,) and len(p.grid.hyper_points()) * p.grid.tune_seeds == 6
+    # 10 tuning runs + 5 report seeds: three full calls of 5 runs per method
+    assert p.grid.momenta == (0.1,) and len(p.grid.hyper_points()) * p.grid.tune_seeds == 10
     assert "humanoid_c" not in panels.panels_for("tiny") and "humanoid_c" not in panels.panels_for("full")
     assert "humanoid_c" in panels.panel_table("cpu")
     # the grid survives <panel>_chosen.json (what jnigt crosscheck reads back)
