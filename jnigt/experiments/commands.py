@@ -94,7 +94,7 @@ class ReproduceArgs(CommonArgs):
 
     size: str = "cpu"
     """tiny | cpu | full. Expected run time: tiny about 1-5 min on a CPU; cpu about 3 min per panel
-    (humanoid_c about 11 min) on 2 CPU cores; full on one GPU: about 10 hours per panel, 7 days for all 12
+    (humanoid_c about 11 min) on 2 CPU cores; full on one GPU: about 10 hours per n = 10 panel, 7 days for all 12
     (estimated, not measured; README "Reproducing the paper")"""
     panels: tuple[str, ...] = ()
     """panel names (default: all of the size)"""

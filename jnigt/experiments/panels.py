@@ -30,12 +30,13 @@ h_i is charged per gradient (trajectory) instead of per environment step (``Trai
 
 Expected run time (``jnigt reproduce``): ``tiny`` about 1-5 minutes on a CPU; ``cpu`` about 3 minutes
 per panel on 2 CPU cores (``humanoid_c`` about 11 minutes, see :data:`HUMANOID_CPU`); ``full`` on one GPU:
-about 10 hours per panel, about 7 days for all 12 -- estimated, not measured. Estimate: about 7e9 env steps
-per n = 10 panel (the rounds :func:`jnigt.theory.round_time` predicts by T_end x trajectories per round x
-H = 1000 x the runs of the full grid: 10 alphas x 3 etas x 3 M x 3 tuning seeds + 5 report seeds;
-1.2e11 for all panels) at an assumed 2e5 humanoid env steps per second with gradients (small batches of
-100-250 parallel envs at the default runs per call; the Brax paper, arXiv 2106.13281, reports millions
-per second only with thousands of parallel envs; this CPU does about 5k/s).
+about 10 hours per n = 10 panel (n100_c 22 h, n100_a 36 h), about 7 days for all 12 -- estimated, not
+measured (``scripts/estimate_full_run.py``): about 7e9 env steps per n = 10 panel
+(:func:`jnigt.experiments.crosscheck.planned_env_steps`: the rounds :func:`jnigt.theory.round_time`
+predicts by T_end x trajectories per round x H = 1000 x the runs of the full grid, 10 alphas x 3 etas x
+3 M x 3 tuning seeds + 5 report seeds; 1.17e11 for all panels) at an ASSUMED 2e5 humanoid env steps per
+second with gradients (100-250 parallel envs at the default runs per call; the Brax paper, arXiv
+2106.13281, reports millions per second only with thousands of parallel envs; this CPU does about 5k/s).
 
 Simulated end time: ``T_end = rounds * (the reference method's first-round time)`` at the panel's
 default hyperparameters (for fixed times, exactly ``rounds`` reference rounds); every method of the
