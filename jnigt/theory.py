@@ -10,6 +10,10 @@ Aggregation for Efficient Distributed Reinforcement Learning" (Tyurin, Spiridono
   (only the published kappa * eps^(-12/7) term).
 * :func:`theory_hyperparameters` -- the theory-driven alpha, eta, M, M_init, H.
 * :func:`predicted_times`, :func:`predicted_totals` -- the comparison across methods and numbers of agents.
+* :func:`round_time` -- the quantity inside the theorems: simulated time of ONE round (AFedPG: one server
+  update) for given per-trajectory costs ``c_i`` (:func:`trajectory_costs`), with a proven bracket of the
+  exact clock's value; :func:`rennala_round_time`, :func:`malenia_round_time`,
+  :func:`synchronized_round_time`, :func:`afedpg_update_time` are its parts.
 
 The timing models (``h_i``, ``kappa_i``) come from :mod:`jnigt.timing`; the text table is
 :func:`jnigt.report.format_table`, the plot :func:`jnigt.plotting.plot_predicted_times`, the command
@@ -52,6 +56,14 @@ __all__ = [
     "theory_hyperparameters",
     "predicted_totals",
     "predicted_times",
+    "ROUND_METHODS",
+    "RoundTime",
+    "trajectory_costs",
+    "rennala_round_time",
+    "malenia_round_time",
+    "synchronized_round_time",
+    "afedpg_update_time",
+    "round_time",
 ]
 
 
@@ -381,3 +393,125 @@ def predicted_times(
         for name in PREDICTED_METHODS:
             out[name].append(vals[name])
     return out
+
+
+# ------------------------------------------------------------------------------------- time per round
+
+#: Methods of :func:`round_time` (the training method names of ``jnigt.training``).
+ROUND_METHODS = ("rennala", "malenia", "synchronized", "afedpg")
+
+
+class RoundTime(NamedTuple):
+    """Predicted simulated time of one round (AFedPG: one server update).
+
+    compute: the closed form (the quantity inside the theorems); comm: what the round is charged for
+    communication (``max_i kappa_i`` per AllReduce; 0 for AFedPG, whose uploads are inside ``compute``);
+    lower, upper: a proven bracket of the exact clock's compute time (fixed times); exact: lower == upper.
+    """
+
+    compute: float
+    comm: float
+    lower: float
+    upper: float
+    exact: bool
+
+    @property
+    def total(self) -> float:
+        """compute + comm: the predicted advance of the clock per round."""
+        return self.compute + self.comm
+
+
+def trajectory_costs(h, horizon=1, time_unit: str = "step") -> np.ndarray:
+    """Per-trajectory costs ``c_i`` (float64 ``[n]``, order of ``h``): ``H h_i`` for ``time_unit="step"``,
+    ``h_i`` for ``"trajectory"`` (docs/algorithms.md#simulated-time). ``inf`` (dead agent) stays inf."""
+    validate.sorted_times("h", h)
+    H = validate.integer("horizon", horizon, 1)
+    validate.one_of("time_unit", time_unit, timing.TIME_UNITS)
+    arr = np.asarray(h, dtype=float).reshape(-1)
+    return arr * H if time_unit == "step" else arr.copy()
+
+
+def rennala_round_time(c, batch_size) -> float:
+    """Rennala's time to collect M gradients (the Rennala SGD bound, inside Theorem 4.4)::
+
+        B = min_{m in 1..n} ((1/m) sum_{i<=m} 1/c_i)^(-1) (1 + M/m),     c ascending
+
+    Bracket (proof): the exact close ``t*`` (the M-th smallest ``j c_i``) satisfies ``B/2 <= t* <= B``.
+    Upper: at ``t = B`` with the minimising m, ``sum_{i<=m} floor(t/c_i) >= t sum_{i<=m} 1/c_i - m = M``.
+    Lower: with ``m = #{i : c_i <= t*}``, ``t* >= c_m >= hm_m`` and ``M <= t* sum_{i<=m} 1/c_i = t* m/hm_m``,
+    so ``t* >= max(hm_m, hm_m M/m) >= B/2``.
+    """
+    M = validate.integer("batch_size", batch_size, 1)
+    hm = harmonic_prefix(c)
+    m = np.arange(1, hm.size + 1, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return float(np.nanmin(hm * (1.0 + M / m)))
+
+
+def malenia_round_time(c, batch_size) -> float:
+    """Malenia's round time (the per-iteration form of Theorem 5.1)::
+
+        B = c_n + ((1/n) sum_i c_i) M/n,     c_n = max_i c_i
+
+    Bracket (proof): with ``L = max(c_n, mean(c) M/n)`` the exact close ``t*`` satisfies
+    ``B/2 <= L <= t* <= 2L <= 2B``. Lower: every agent needs one arrival (``t* >= c_n``) and
+    ``1/M_i >= c_i/t*``, so the harmonic rule ``sum_i 1/M_i <= n^2/M`` needs ``t* >= mean(c) M/n``. Upper: at
+    ``t = 2L`` every ``t/c_i >= 2``, so ``M_i >= t/c_i - 1 >= t/(2 c_i)`` and ``sum_i 1/M_i <= 2 sum_i c_i/t <=
+    n^2/M``. inf if an agent is dead.
+    """
+    cs = validate.sorted_times("c", c)
+    M = validate.integer("batch_size", batch_size, 1)
+    return float(cs[-1] + np.mean(cs) * M / cs.size)
+
+
+def synchronized_round_time(c, batch_size) -> float:
+    """Synchronized NIGT's round time, exact: ``max_i c_i * ceil(M/n)`` (docs/algorithms.md#synchronized)."""
+    cs = validate.sorted_times("c", c)
+    M = validate.integer("batch_size", batch_size, 1)
+    return float(cs[-1] * -(-M // cs.size))
+
+
+def afedpg_update_time(c, kappa) -> float:
+    """AFedPG's steady time per server update: ``(sum_i 1/(c_i + kappa_i))^(-1)`` (``kappa`` per agent).
+
+    With fixed times agent i's gradients reach the server at ``j (c_i + kappa_i)``, j = 1, 2, ...
+    (docs/algorithms.md#afedpg), so ``N(T) = sum_i floor(T/(c_i + kappa_i))`` updates happen by ``T`` and
+    ``T S - n < N(T) <= T S`` with ``S = sum_i 1/(c_i + kappa_i)``: the time per update ``T/N(T)`` lies in
+    ``[1/S, T/(T S - n))``, which tends to ``1/S`` (exact in the limit of many arrivals).
+    """
+    cs = np.asarray(c, dtype=float).reshape(-1)
+    validate.sorted_times("c", cs)
+    k = np.asarray(kappa, dtype=float).reshape(-1)
+    if k.shape != cs.shape or np.any(~np.isfinite(k)) or np.any(k < 0):
+        raise ValueError(f"kappa must hold one finite time >= 0 per agent ({cs.size}); got {k.tolist()!r}")
+    rate = float(np.sum(1.0 / (cs + k)))
+    return 1.0 / rate if rate > 0 else math.inf
+
+
+def round_time(method: str, c, kappa, batch_size) -> RoundTime:
+    """Predicted time of one round of ``method`` (:data:`ROUND_METHODS`) with per-trajectory costs ``c``
+    (:func:`trajectory_costs`), per-agent communication ``kappa`` and batch ``M = batch_size``.
+
+    rennala: ``rennala_round_time``, bracket ``[B/2, B]``; malenia: ``malenia_round_time``, bracket
+    ``[max(c_n, mean(c) M/n), 2 max(...)]``; synchronized: exact; each charged ``comm = max_i kappa_i``
+    (one AllReduce). afedpg: ``afedpg_update_time`` per server update, uploads included (``comm = 0``);
+    ``lower = upper = 1/S`` is its many-arrival limit (see there for a finite horizon).
+    """
+    validate.one_of("method", method, ROUND_METHODS)
+    cs = validate.sorted_times("c", c)
+    k = np.asarray(kappa, dtype=float).reshape(-1)
+    if k.shape != cs.shape or np.any(~np.isfinite(k)) or np.any(k < 0):
+        raise ValueError(f"kappa must hold one finite time >= 0 per agent ({cs.size}); got {k.tolist()!r}")
+    M = validate.integer("batch_size", batch_size, 1)
+    comm = float(np.max(k))
+    if method == "afedpg":
+        t = afedpg_update_time(c, kappa)
+        return RoundTime(t, 0.0, t, t, True)
+    if method == "synchronized":
+        t = synchronized_round_time(cs, M)
+        return RoundTime(t, comm, t, t, True)
+    if method == "rennala":
+        t = rennala_round_time(cs, M)
+        return RoundTime(t, comm, t / 2, t, False)
+    low = float(max(cs[-1], np.mean(cs) * M / cs.size))
+    return RoundTime(malenia_round_time(cs, M), comm, low, 2 * low, False)

@@ -5,7 +5,8 @@ A thin wrapper over ``jnigt.experiments`` (panels, tuning protocol, statistics: 
 Panels: main_a/b/c, reacher_c, walker2d_c, hopper_c, n100_a, n100_c, decreasing, main_c_trajectory
 (``jnigt.experiments.panels``; the table is printed and written to <out>/panels.md). Outputs under
 --out (default runs/paper), per panel: <panel>_tuning.csv, <panel>_chosen.json, <panel>_curves.csv,
-<panel>_summary.csv, <panel>.png; for all: summary.csv, summary.jsonl, walls.json.
+<panel>_summary.csv, <panel>_theory.csv (theory cross-check), <panel>.png; for all: summary.csv,
+summary.jsonl, walls.json, theory_crosscheck.md. Expected run time: see ``jnigt reproduce --help``.
 
 Usage:
     PYTHONPATH=. python scripts/reproduce_paper.py [--size tiny|cpu|full] [--out runs/paper]

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from jnigt.experiments import cache, compare, panels, stats, tuning
+from jnigt.experiments import cache, compare, crosscheck, panels, stats, tuning
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "scripts")
@@ -71,6 +71,9 @@ def _check_panel(out, panel):
     assert len(tuned) == len(panel.methods) * len(grid.hyper_points())
     assert sum(r["chosen"] == "True" for r in tuned) == len(panel.methods)
     assert (out / f"{panel.name}.png").stat().st_size > 1000
+    # theory cross-check: every method's measured time per round inside its predicted bracket
+    xc = crosscheck.read(out / f"{panel.name}_theory.csv")
+    assert [r["method"] for r in xc] == list(panel.methods) and all(r["consistent"] for r in xc), xc
 
 
 def _run(script, out, capsys):

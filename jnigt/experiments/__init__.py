@@ -8,8 +8,9 @@ and the paper's panels. See docs/algorithms.md#experiments.
 | ``tuning`` | ``TuningGrid``, ``GRIDS``, the selection criterion, grid table and chosen values |
 | ``stats`` | ``THRESHOLDS``, median band, time to threshold, bootstrap ratio, returns at equal times |
 | ``panels`` | ``Panel``, ``panels_for(size)`` for tiny / cpu / full |
+| ``crosscheck`` | predicted (``jnigt.theory.round_time``) against measured time per round, ``<panel>_theory.csv`` |
 | ``cache`` | ``enable_compilation_cache`` (JAX persistent cache, on by default in the entry points) |
-| ``commands`` | ``SweepArgs``/``sweep_command``, ``CompareArgs``/``compare_command``, ``ReproduceArgs``/``reproduce_command`` |
+| ``commands`` | ``SweepArgs``/``sweep_command``, ``CompareArgs``/``compare_command``, ``ReproduceArgs``/``reproduce_command``, ``CrosscheckArgs``/``crosscheck_command`` |
 | ``eventloop`` | ``RennalaEventLoop``: the plain Python event-heap baseline of the benchmark |
 """
 

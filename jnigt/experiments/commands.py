@@ -1,4 +1,4 @@
-"""Command-line entry functions (``jnigt sweep``, ``jnigt compare``, ``jnigt reproduce``): typed option
+"""Command-line entry functions (``jnigt sweep``, ``jnigt compare``, ``jnigt reproduce``, ``jnigt crosscheck``): typed option
 dataclasses for tyro, one function each returning an exit code. Each turns JAX's persistent
 compilation cache on (``--cache-dir``, default ``~/.cache/jnigt/jax``; ``--no-cache`` to switch it off).
 """
@@ -10,7 +10,7 @@ import json
 import os
 import time
 
-from jnigt.experiments import cache, compare, panels, tuning
+from jnigt.experiments import cache, compare, crosscheck, panels, tuning
 
 
 @dataclasses.dataclass
@@ -93,10 +93,25 @@ class ReproduceArgs(CommonArgs):
     """The paper's panels (jnigt.experiments.panels) at one size, tuned and reported."""
 
     size: str = "cpu"
-    """tiny | cpu | full"""
+    """tiny | cpu | full. Expected run time: tiny about 1-5 min on a CPU; cpu about 3 min per panel
+    (humanoid_c about 11 min) on 2 CPU cores; full on one GPU: about 10 hours per n = 10 panel, 7 days for all 12
+    (estimated, not measured; README "Reproducing the paper")"""
     panels: tuple[str, ...] = ()
     """panel names (default: all of the size)"""
     out: str = "runs/paper"
+
+
+@dataclasses.dataclass
+class CrosscheckArgs:
+    """Theory cross-check of finished panels: predicted (jnigt.theory.round_time) against measured
+    simulated time per round, from <dir>/<panel>_chosen.json and <panel>_summary.csv."""
+
+    dir: str = "docs/results/equal_time"
+    """folder of panel results (what jnigt reproduce wrote)"""
+    out: str | None = None
+    """where to write <panel>_theory.csv and theory_crosscheck.md (default: --dir)"""
+    verbose: bool = False
+    """show the traceback of an error"""
 
 
 def _start(args: CommonArgs) -> str | None:
@@ -152,8 +167,9 @@ def _print_summary(res: compare.PanelResult) -> None:
 
 
 def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, progress=True) -> dict:
-    """Run panels of ``size`` (default all). Writes <out>/panels.md (the table) and <out>/summary.csv. Returns {name: result
-    or reason}."""
+    """Run panels of ``size`` (default all). Writes <out>/panels.md (the table), <out>/summary.csv and
+    <out>/theory_crosscheck.md (predicted against measured time per round of the panels run). Returns
+    {name: result or reason}."""
     table = panels.panels_for(size)
     names = tuple(names) or tuple(table)
     unknown = [n for n in names if n not in table]
@@ -167,7 +183,12 @@ def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, 
     for n in names:
         t0 = time.time()
         res = compare.run_panel(
-            table[n], grid, out, runs_per_call, progress=progress, fast_compile=size == "tiny"
+            table[n],
+            table[n].grid or grid,
+            out,
+            runs_per_call,
+            progress=progress,
+            fast_compile=size == "tiny",
         )
         walls[n] = time.time() - t0
         print(f"{n}: {walls[n]:.1f} s", flush=True)
@@ -175,6 +196,9 @@ def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, 
         results[n] = res
         rows.extend(res.summary)
         compare.write_rows(os.path.join(out, "summary.csv"), rows, compare.SUMMARY_COLUMNS)
+    done = [r for r in results.values() if not isinstance(r, str)]
+    if done:
+        crosscheck.write_markdown([x for r in done for x in crosscheck.read(r.files["theory"])], out)
     with open(os.path.join(out, "walls.json"), "w") as f:
         json.dump(
             dict(size=size, wall_s=walls, todo={k: v for k, v in results.items() if isinstance(v, str)}),
@@ -190,4 +214,13 @@ def reproduce_command(args: ReproduceArgs) -> int:
     print(f"reproduce: size={args.size} out={args.out} cache={where}")
     print(panels.panel_table(args.size))
     reproduce(args.size, args.panels, args.out, args.runs_per_call, args.progress)
+    return 0
+
+
+def crosscheck_command(args: CrosscheckArgs) -> int:
+    """``jnigt crosscheck``: writes <panel>_theory.csv per panel and theory_crosscheck.md."""
+    out = args.out or args.dir
+    os.makedirs(out, exist_ok=True)
+    crosscheck.crosscheck_folder(args.dir, out)
+    print(f"files in {out}")
     return 0

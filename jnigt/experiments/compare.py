@@ -9,7 +9,8 @@
      those runs.
 Files written in ``out_dir``: ``<panel>_tuning.csv`` (whole grid), ``<panel>_chosen.json``,
 ``<panel>_curves.csv`` (every report run at every grid time), ``<panel>_summary.csv`` (one row per
-method), ``<panel>.png``; a line per panel is appended to ``summary.jsonl``.
+method), ``<panel>_theory.csv`` (predicted against measured time per round, :mod:`.crosscheck`),
+``<panel>.png``; a line per panel is appended to ``summary.jsonl``.
 """
 
 from __future__ import annotations
@@ -298,6 +299,10 @@ def run_panel(
         files["curves"], [row for r in report.values() for row in r.rows(panel=panel.name)], CURVE_COLUMNS
     )
     write_rows(files["summary"], summary, SUMMARY_COLUMNS)
+    from jnigt.experiments import crosscheck
+
+    ref_timing = runner(panel.reference, grid.batches(panel.reference)[0]).trainer.timing
+    files["theory"] = crosscheck.write(panel, summary, out_dir, timing=ref_timing)
     from jnigt.experiments.plots import plot_curves
 
     plot_curves(

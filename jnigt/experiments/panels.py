@@ -20,12 +20,23 @@ inverted_pendulum, because humanoid is far too slow on a CPU; at ``tiny`` brax's
 | hetero | mirrored_<main> | 2 | h = (1, 10), kappa = 0 | Malenia NIGT, AFedPG |
 | physics | hopper (cpu/full), inverted_pendulum (tiny) with per-agent physics | 10 | (b) | Malenia NIGT, AFedPG, Synchronized NIGT |
 | main_c_trajectory | <main> | 10 | (c), time unit "trajectory" | Rennala NIGT, Synchronized NIGT, AFedPG |
+| humanoid_c (size cpu only) | humanoid, H = 50, 20 rounds, own small grid | 10 | (c) | same as main_c |
 
 ``physics``: agent i's masses, frictions and actuator gears are scaled by factors drawn uniformly from
 [0.7, 1.3] (``jnigt_envs.random_physics`` with key ``physics_seed``), so the agents' objectives differ:
 the heterogeneous setting of Malenia, beyond the paper. ``main_c_trajectory``: scenario (c) where
 h_i is charged per gradient (trajectory) instead of per environment step (``TrainConfig.time_unit``);
 ``main_c`` is the per-step unit. At ``tiny`` the reacher/walker2d/hopper panels use ``fast`` too.
+
+Expected run time (``jnigt reproduce``): ``tiny`` about 1-5 minutes on a CPU; ``cpu`` about 3 minutes
+per panel on 2 CPU cores (``humanoid_c`` about 11 minutes, see :data:`HUMANOID_CPU`); ``full`` on one GPU:
+about 10 hours per n = 10 panel (n100_c 22 h, n100_a 36 h), about 7 days for all 12 -- estimated, not
+measured (``scripts/estimate_full_run.py``): about 7e9 env steps per n = 10 panel
+(:func:`jnigt.experiments.crosscheck.planned_env_steps`: the rounds :func:`jnigt.theory.round_time`
+predicts by T_end x trajectories per round x H = 1000 x the runs of the full grid, 10 alphas x 3 etas x
+3 M x 3 tuning seeds + 5 report seeds; 1.17e11 for all panels) at an ASSUMED 2e5 humanoid env steps per
+second with gradients (100-250 parallel envs at the default runs per call; the Brax paper, arXiv
+2106.13281, reports millions per second only with thousands of parallel envs; this CPU does about 5k/s).
 
 Simulated end time: ``T_end = rounds * (the reference method's first-round time)`` at the panel's
 default hyperparameters (for fixed times, exactly ``rounds`` reference rounds); every method of the
@@ -35,6 +46,8 @@ panel runs to ``T_end`` and is evaluated on ``grid_points`` equally spaced times
 from __future__ import annotations
 
 import dataclasses
+
+from jnigt.experiments.tuning import TuningGrid
 
 SIZES = ("tiny", "cpu", "full")
 LABELS = {
@@ -73,6 +86,7 @@ class Panel:
     physics_seed: int = 0
     policy: str = "mlp"  # TrainConfig.policy ("linear" for LQR ground truth)
     note: str = ""
+    grid: TuningGrid | None = None  # None: the size's grid (jnigt.experiments.tuning.GRIDS)
 
     @property
     def reference(self) -> str:
@@ -103,6 +117,28 @@ SCALES = {
     ),
     "full": Scale(horizon={"default": 1000}, rounds=500, grid_points=25, eval_episodes=16, n100=100, n10=10),
 }
+
+
+#: The humanoid panel of size cpu, sized from measurements on the shared 2-core CPU (scripts/bench_humanoid.py,
+#: docs/results/bench_humanoid.json; spring, n = 10, M = 20, load average 2.4-8): one Trainer chunk compiles
+#: in 65-155 s; steady 0.21 s per Rennala round at H = 50 (0.46 s at H = 100), 0.33 s per Synchronized round,
+#: 0.038 s per AFedPG arrival (0.065 s at H = 100). The panel's own vmapped calls of 5 runs (``--panel-calls``,
+#: load average 6.5): compile 144-155 s per method, then 1.2 s per Rennala round, 2.1 s per Synchronized
+#: round, 0.057 s per AFedPG arrival for the 5 runs; 3 calls per method (10 tuning runs + 5 report seeds):
+#: 219 + 231 + 215 = 665 s, about 11 minutes (less on an idle machine: the compiles dominate).
+HUMANOID_CPU = dict(
+    horizon=50,
+    rounds=20,
+    grid=TuningGrid(
+        learning_rates=(2.0**-10, 2.0**-8, 2.0**-6, 2.0**-4, 2.0**-2),
+        momenta=(0.1,),
+        batch_sizes=(20,),
+        tune_seeds=2,
+        report_seeds=5,
+    ),
+    note="humanoid at cpu size: H=50, 20 rounds, grid alpha in {2^-10, ..., 2^-2} (5) x eta=0.1 (the paper's "
+    "humanoid eta), 2 tuning seeds; about 11 min on 2 shared CPU cores",
+)
 
 
 def _env_for(size: str, env: str) -> str:
@@ -219,6 +255,18 @@ def panels_for(size: str = "cpu") -> dict[str, Panel]:
             note=(main_note + "; " if main_note else "") + "h_i charged per gradient",
         )
     )
+    if size == "cpu":
+        out.append(
+            dataclasses.replace(
+                make(
+                    "humanoid_c", "humanoid, n=10, (c), H=50, 20 rounds", "humanoid", s.n10, "c", HOMOGENEOUS
+                ),
+                horizon=HUMANOID_CPU["horizon"],
+                rounds=HUMANOID_CPU["rounds"],
+                grid=HUMANOID_CPU["grid"],
+                note=HUMANOID_CPU["note"],
+            )
+        )
     return {p.name: p for p in out}
 
 
