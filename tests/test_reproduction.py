@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from jnigt.experiments import cache, compare, crosscheck, panels, stats, tuning
+from jnigt.experiments import cache, compare, crosscheck, panels, results, stats, tuning
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "scripts")
@@ -99,6 +99,11 @@ def test_reproduce_paper_tiny(tmp_path, capsys):
         _check_panel(out, table[n])
     summary = _read_csv(out / "summary.csv")
     assert {r["panel"] for r in summary} == set(ran)
+    # the results table: one verdict row per panel run, one row per method below
+    text = (out / "results.md").read_text()
+    for n in ran:
+        assert f"| {n} | {results.CLAIMS.get(n, (None, '- (beyond the paper)'))[1]} |" in text
+    assert text.count("\n|  | ") == len(summary) - len(ran)
 
 
 def test_reproduce_heterogeneous_tiny(tmp_path, capsys):

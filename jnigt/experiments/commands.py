@@ -11,6 +11,7 @@ import os
 import time
 
 from jnigt.experiments import cache, compare, crosscheck, panels, tuning
+from jnigt.experiments import results as results_lib
 
 
 @dataclasses.dataclass
@@ -168,7 +169,8 @@ def _print_summary(res: compare.PanelResult) -> None:
 
 def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, progress=True) -> dict:
     """Run panels of ``size`` (default all). Writes <out>/panels.md (the table), <out>/summary.csv and
-    <out>/theory_crosscheck.md (predicted against measured time per round of the panels run). Returns
+    <out>/theory_crosscheck.md (predicted against measured time per round of the panels run) and
+    <out>/results.md (claims, returns, ratios and verdicts: :mod:`jnigt.experiments.results`). Returns
     {name: result or reason}."""
     table = panels.panels_for(size)
     names = tuple(names) or tuple(table)
@@ -199,6 +201,7 @@ def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, 
     done = [r for r in results.values() if not isinstance(r, str)]
     if done:
         crosscheck.write_markdown([x for r in done for x in crosscheck.read(r.files["theory"])], out)
+        results_lib.write_results(out, [n for n in names if not isinstance(results[n], str)])
     with open(os.path.join(out, "walls.json"), "w") as f:
         json.dump(
             dict(size=size, wall_s=walls, todo={k: v for k, v in results.items() if isinstance(v, str)}),
