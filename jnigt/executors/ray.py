@@ -443,6 +443,11 @@ def train_ray(
 
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a jnigt.training.TrainConfig, got {type(config).__name__}")
+    if getattr(config, "charge", "horizon") != "horizon":
+        raise ValueError(
+            f"charge={config.charge!r} is an option of the simulated clock; the Ray executor runs in real time "
+            "and emulates a fixed delay per trajectory: use charge='horizon'"
+        )
     if slowdown == "config":
         slowdown = getattr(config, "time_unit", "step")
     delays = agent_delays(config, slowdown, time_scale)
