@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from brax.envs.base import Env, State
 
+from jnigt import cli
 from jnigt import testing as ref
 from jnigt import timing as T
 from jnigt.gradients import gpomdp
 from jnigt.training import TrainConfig, Trainer
+from jnigt.training.loop import SimulatedClockError
 
 H = 8
 
@@ -178,3 +180,83 @@ def test_afedpg_server_times_equal_the_event_heap(charge):
     np.testing.assert_array_equal(np.asarray(metrics["time"]), times_ref)
     np.testing.assert_array_equal(np.asarray(metrics["env_steps"]), np.cumsum(used))
     assert min(used) < H  # the episodes really ended early
+
+
+@pytest.mark.parametrize("method", ["rennala", "malenia", "synchronized", "afedpg"])
+def test_taken_equals_horizon_when_no_episode_ends_early(method):
+    """Every episode lasts H steps (lifetime H): "taken" charges what "horizon" does. Under jitter both sum the
+    same durations, so the clock is identical; the aggregating methods sample the same trajectories (the first
+    counts_i candidates carry the slots' keys) and reach the same parameters."""
+    kw = {**BASE, "method": method, "jitter": 0.3, "rounds": 2, "eval_every": 2}
+    runs = {}
+    for charge in ("horizon", "taken"):
+        tr = Trainer(TrainConfig(**kw, charge=charge), num_devices=1, env=Lifetime([H] * 4, min_life=H))
+        st, ms = tr.init(0), []
+        for _ in range(2):
+            st, m = tr.step(st)
+            ms.append(m)
+        runs[charge] = st, jax.tree.map(lambda *x: np.stack(x), *ms)
+    (st_h, m_h), (st_t, m_t) = runs["horizon"], runs["taken"]
+    for name in ("time", "env_steps", "grads_used", "wasted_time", "comms"):
+        np.testing.assert_array_equal(m_t[name], m_h[name], err_msg=name)
+    assert int(st_t.env_steps) == H * int(np.sum(m_t["grads_used"]))
+    if method != "afedpg":  # AFedPG samples at the restart under "taken", at the arrival under "horizon"
+        chex.assert_trees_all_close(st_t.params, st_h.params, atol=1e-5, rtol=1e-5)
+
+
+def test_taken_is_refused_with_time_unit_trajectory_and_unknown_charges():
+    with pytest.raises(ValueError, match="charge: 'taken'.*time_unit='step'"):
+        TrainConfig(**BASE, charge="taken", time_unit="trajectory")
+    with pytest.raises(ValueError, match="charge.*horizon, taken"):
+        TrainConfig(**BASE, charge="steps")
+    with pytest.raises(ValueError, match="charge='taken'.*time_unit='step'"):
+        T.make_timing(2, charge="taken", time_unit="trajectory")
+    with pytest.raises(ValueError, match="charge must be one of horizon, taken"):
+        T.make_timing(2, charge=None)
+    assert TrainConfig(**BASE).charge == "horizon"
+    assert T.make_timing(2, time_unit="trajectory").charge == "horizon"
+
+
+def test_cli_parses_charge(capsys):
+    _, (c,) = cli.parse_train(["--method", "rennala", "--charge", "taken"])
+    assert c.charge == "taken"
+    assert cli.main(["train", "--charge", "taken", "--time-unit", "trajectory"]) == 2
+    assert "charge: 'taken'" in capsys.readouterr().err
+
+
+def test_malenia_running_out_of_candidates_stops_with_an_error_naming_the_option():
+    """Agent 0's episodes end after 1 step, agent 1's after H: the round closes at agent 1's first arrival (H)
+    with agent 0 at H deliveries, beyond the plan (1, 1) times malenia_slack = 1 (3 candidates)."""
+    cfg = TrainConfig(
+        **{**BASE, "method": "malenia", "num_agents": 2, "batch_size": 2, "step_model": "equal"},
+        charge="taken",
+        malenia_slack=1.0,
+    )
+    tr = Trainer(cfg, num_devices=1, env=Lifetime([1, H], min_life=[1, H]))
+    assert tr.method.candidates == 3
+    with pytest.raises(SimulatedClockError, match="charge='taken'.*malenia_slack"):
+        tr.run_chunk(tr.init(0))
+
+
+def test_rounds_from_arrivals_equal_the_heap_on_random_lengths():
+    """The *_from_arrivals rounds on A = cumsum(L h f) equal heap_round (exact integer times; ties included)."""
+    rng = np.random.default_rng(0)
+    n, m, k = 5, 7, 14
+    for trial in range(10):
+        t = T.make_timing(n, tuple(rng.integers(1, 4, size=n).astype(float)), jitter=0.0)
+        steps = rng.integers(1, H + 1, size=(n, k))
+        arr = T.arrival_times(t, H, None, k, steps=jnp.asarray(steps))
+        want = np.cumsum(steps * np.asarray(t.step_time)[:, None], axis=1)
+        np.testing.assert_array_equal(np.asarray(arr), want)
+        for rnd, (counts, close) in (
+            (T.rennala_from_arrivals(t, arr, m), ref.heap_round(want, ref.rennala_rule(m))),
+            (T.malenia_from_arrivals(t, arr, m), ref.heap_round(want, ref.malenia_rule(m))),
+            (T.synchronized_from_arrivals(t, arr, 2), ref.heap_round(want[:, :2], ref.synchronized_rule(2))),
+        ):
+            ran_out = close is None or np.any((counts == k) & (want[:, -1] < close))
+            if ran_out:  # Malenia may need more than k arrivals per agent: the clock says inf
+                assert not np.isfinite(float(rnd.duration)), trial
+                continue
+            np.testing.assert_array_equal(np.asarray(rnd.counts), counts)
+            assert float(rnd.duration) == close
+            np.testing.assert_allclose(float(rnd.wasted), ref.wasted_time(want, counts, close), rtol=1e-6)
