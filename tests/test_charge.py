@@ -260,3 +260,18 @@ def test_rounds_from_arrivals_equal_the_heap_on_random_lengths():
             np.testing.assert_array_equal(np.asarray(rnd.counts), counts)
             assert float(rnd.duration) == close
             np.testing.assert_allclose(float(rnd.wasted), ref.wasted_time(want, counts, close), rtol=1e-6)
+
+
+@pytest.mark.parametrize("method,num_agents,devices", [("rennala", 3, 2), ("malenia", 4, 2)])
+def test_taken_gives_the_same_numbers_on_any_device_count(method, num_agents, devices):
+    """Candidates are sampled per device (agents padded when n is not a multiple of d) and their lengths
+    gathered: 1 and d devices close the same rounds and reach the same parameters."""
+    kw = {**BASE, "method": method, "num_agents": num_agents, "step_model": "sqrt", "charge": "taken"}
+    kw.update(rounds=2, eval_every=2, malenia_slack=8.0)
+    out = []
+    for d in (1, devices):
+        tr = Trainer(TrainConfig(**kw), num_devices=d, env=Lifetime([3, 8, 2, 8][:num_agents]))
+        st = tr.init(0)
+        st, m = tr.step(st)
+        out.append((st.params, m["time"], m["env_steps"], m["grads_used"]))
+    chex.assert_trees_all_close(out[0], out[1], atol=1e-5, rtol=1e-5)
