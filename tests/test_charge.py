@@ -275,3 +275,13 @@ def test_taken_gives_the_same_numbers_on_any_device_count(method, num_agents, de
         st, m = tr.step(st)
         out.append((st.params, m["time"], m["env_steps"], m["grads_used"]))
     chex.assert_trees_all_close(out[0], out[1], atol=1e-5, rtol=1e-5)
+
+
+def test_ray_executor_refuses_taken():
+    """The Ray executor runs in real time (a fixed emulated delay per trajectory): "taken" is refused before
+    Ray starts."""
+    pytest.importorskip("ray")
+    from jnigt.executors.ray import train_ray
+
+    with pytest.raises(ValueError, match="charge='taken'.*real time"):
+        train_ray(TrainConfig(**BASE, charge="taken"), None)
