@@ -176,6 +176,7 @@ def test_afedpg_server_times_equal_the_event_heap(charge):
     else:
         agents_ref, times_ref = ref.afedpg_heap(H * h, np.tile(H * h, (s, 1)), T.comm_times(n, "sqrt"))
         used = [later[u, a] for u, a in enumerate(agents_ref)]
+    assert float(tr.next_time(st)) == times_ref[0]
     _, metrics, _ = tr.run_chunk(st)
     np.testing.assert_array_equal(np.asarray(metrics["time"]), times_ref)
     np.testing.assert_array_equal(np.asarray(metrics["env_steps"]), np.cumsum(used))
