@@ -2,8 +2,10 @@
 
 Model. Agent i needs ``h_i`` seconds per unit of work; ``Timing.time_unit`` says which unit:
 
-* ``"step"`` (default): ``h_i`` per environment step, so one trajectory of horizon ``H`` costs ``H * h_i * f``
-  (the full horizon, also after early termination -- choice);
+* ``"step"`` (default): ``h_i`` per environment step. ``Timing.charge`` says which steps: ``"horizon"``
+  (default) charges the full horizon, ``H * h_i * f``, also after early termination; ``"taken"`` charges the
+  ``L <= H`` steps the trajectory took, ``L * h_i * f`` (the arrivals then depend on the sampled
+  trajectories: ``arrival_times(..., steps=L)`` and the ``*_from_arrivals`` rounds);
 * ``"trajectory"``: ``h_i`` per trajectory (one gradient), whatever ``H``: it costs ``h_i * f``.
 
 ``f`` is a per-trajectory jitter factor (``f = 1`` when ``jitter = 0``; otherwise lognormal with
@@ -22,7 +24,7 @@ clock (``afedpg_init``/``afedpg_next``) yields server update times directly (doc
 
 Jittable functions take ``horizon``, ``batch_size``, ``max_per_agent``, ``per_agent``, ``num_slots`` as static
 Python ints. ``Timing`` is a pytree (``step_time``/``comm_time`` are leaves; ``jitter``, ``allreduce_cost``,
-``time_unit`` are static), so it can be passed straight into ``jax.jit``. Validation and planning
+``time_unit``, ``charge`` are static), so it can be passed straight into ``jax.jit``. Validation and planning
 (``make_timing``, ``check_progress``, ``reachable``, ``malenia_max_per_agent``) are plain Python/NumPy and
 run outside ``jit``.
 """
@@ -50,7 +52,9 @@ __all__ = [
     "COMM_MODELS",
     "ALLREDUCE_COSTS",
     "TIME_UNITS",
+    "CHARGES",
     "MAX_PLAN_SLOTS",
+    "check_charge",
     "step_times",
     "comm_times",
     "comm_time",
@@ -61,9 +65,12 @@ __all__ = [
     "trajectory_durations",
     "arrival_times",
     "rennala_round",
+    "rennala_from_arrivals",
     "malenia_round",
+    "malenia_from_arrivals",
     "malenia_max_per_agent",
     "synchronized_round",
+    "synchronized_from_arrivals",
     "slots_from_counts",
     "AfedpgClock",
     "afedpg_init",
@@ -78,6 +85,8 @@ STEP_MODELS = DETERMINISTIC_STEP_MODELS + ("random",)
 COMM_MODELS = ("zero", "sqrt", "sqrt_d")
 ALLREDUCE_COSTS = ("max", "arrived", "none")
 TIME_UNITS = ("step", "trajectory")
+#: What a trajectory is charged under time_unit "step": the full horizon H, or the L <= H steps it took.
+CHARGES = ("horizon", "taken")
 
 #: Largest Malenia plan (gradient slots per round, summed over agents) ``malenia_max_per_agent`` accepts.
 MAX_PLAN_SLOTS = 10**7
@@ -152,6 +161,8 @@ class Timing:
         ``"none"`` = 0.
       time_unit: ``"step"`` = ``h_i`` per environment step (a trajectory costs ``H h_i``), ``"trajectory"`` =
         ``h_i`` per trajectory (a trajectory costs ``h_i``).
+      charge: ``"horizon"`` (default) = a trajectory costs its full horizon ``H h_i`` even when the episode
+        terminated early; ``"taken"`` = it costs the ``L`` steps it took, ``L h_i`` (time_unit "step" only).
     """
 
     step_time: np.ndarray
@@ -159,9 +170,11 @@ class Timing:
     jitter: float = 0.0
     allreduce_cost: str = "max"
     time_unit: str = "step"
+    charge: str = "horizon"
 
     def __post_init__(self):
         validate.one_of("time_unit", self.time_unit, TIME_UNITS)
+        check_charge(self.charge, self.time_unit)
         # Leaves may be tracers or placeholders when JAX unflattens the pytree: only check concrete inputs.
         if _is_concrete(self.step_time) and _is_concrete(self.comm_time):
             step = np.asarray(self.step_time, dtype=np.float64).reshape(-1)
@@ -176,8 +189,22 @@ class Timing:
 
 
 jax.tree_util.register_dataclass(
-    Timing, data_fields=["step_time", "comm_time"], meta_fields=["jitter", "allreduce_cost", "time_unit"]
+    Timing,
+    data_fields=["step_time", "comm_time"],
+    meta_fields=["jitter", "allreduce_cost", "time_unit", "charge"],
 )
+
+
+def check_charge(charge, time_unit: str = "step") -> str:
+    """``charge`` is one of :data:`CHARGES`, and ``"taken"`` only with ``time_unit="step"`` (a trajectory's
+    steps mean nothing when ``h_i`` is charged per trajectory). Returns ``charge``."""
+    validate.one_of("charge", charge, CHARGES)
+    if charge == "taken" and time_unit != "step":
+        raise ValueError(
+            f"charge='taken' (a trajectory costs the steps it took) needs time_unit='step'; got "
+            f"time_unit={time_unit!r}, where h_i is charged per trajectory: use charge='horizon'"
+        )
+    return charge
 
 
 def _check_arrays(step, comm, jitter, allreduce_cost):
@@ -213,6 +240,7 @@ def make_timing(
     dead: int = 0,
     allreduce_cost: str = "max",
     time_unit: str = "step",
+    charge: str = "horizon",
     seed: int = 0,
 ) -> Timing:
     """Builds a ``Timing`` from the paper's models (i = 1..n).
@@ -224,9 +252,12 @@ def make_timing(
     dead: the last ``dead`` agents get h_i = inf. stragglers: the ``stragglers`` agents just before the dead ones
       (the last ones when ``dead = 0``) get h_i *= straggler_factor. Requires stragglers + dead <= n.
     time_unit: ``"step"`` (h_i per environment step, default) or ``"trajectory"`` (h_i per gradient).
+    charge: ``"horizon"`` (default, a trajectory costs ``H h_i``) or ``"taken"`` (it costs ``L h_i``, ``L`` the
+      steps it took; time_unit "step" only).
     """
     n = validate.integer("num_agents", num_agents, 1)
     validate.one_of("time_unit", time_unit, TIME_UNITS)
+    check_charge(charge, time_unit)
     if isinstance(step, str):
         if step not in STEP_MODELS:
             raise ValueError(f"step must be one of {STEP_MODELS} or a sequence of {n} floats; got {step!r}.")
@@ -266,7 +297,12 @@ def make_timing(
     if dead:
         h[n - dead :] = np.inf
     return Timing(
-        step_time=h, comm_time=kappa, jitter=jitter, allreduce_cost=allreduce_cost, time_unit=time_unit
+        step_time=h,
+        comm_time=kappa,
+        jitter=jitter,
+        allreduce_cost=allreduce_cost,
+        time_unit=time_unit,
+        charge=charge,
     )
 
 
@@ -313,20 +349,27 @@ def _jitter_factors(jitter: float, key, shape):
     return jnp.exp(jitter * z - 0.5 * jitter * jitter)
 
 
-def trajectory_durations(timing: Timing, horizon: int, key, max_per_agent: int) -> jax.Array:
-    """float32 ``[n, K]``: duration of agent i's j-th trajectory, ``c_i * f_ij`` with ``c_i`` = ``H h_i``
-    (time_unit "step") or ``h_i`` ("trajectory")."""
+def trajectory_durations(timing: Timing, horizon: int, key, max_per_agent: int, steps=None) -> jax.Array:
+    """float32 ``[n, K]``: duration of agent i's j-th trajectory, ``c_ij * f_ij`` with ``c_ij`` = ``H h_i``
+    (time_unit "step") or ``h_i`` ("trajectory"); given ``steps`` (int ``[n, K]``, the steps ``L_ij`` each
+    trajectory took: ``charge="taken"``), ``c_ij = L_ij h_i``. The factors ``f`` depend on ``key`` only."""
     n = timing.num_agents
     f = _jitter_factors(timing.jitter, key, (n, max_per_agent))
-    return _traj_time(timing, horizon)[:, None] * f
+    if steps is None:
+        return _traj_time(timing, horizon)[:, None] * f
+    h = jnp.asarray(timing.step_time, jnp.float32)
+    return (h[:, None] * jnp.asarray(steps, jnp.float32)) * f
 
 
-def arrival_times(timing: Timing, horizon: int, key, max_per_agent: int) -> jax.Array:
+def arrival_times(timing: Timing, horizon: int, key, max_per_agent: int, steps=None) -> jax.Array:
     """float32 ``[n, K]``: ``A[i, j]`` = finish time of agent i's (j+1)-th trajectory in a round.
 
-    Fixed times: ``(j + 1) * c_i`` (one rounding; docs/algorithms.md#simulated-time); jitter: the cumulative
-    sum of ``trajectory_durations`` (same key, same factors). Rows are non-decreasing; dead rows are inf.
+    Fixed times: ``(j + 1) * c_i`` (one rounding; docs/algorithms.md#simulated-time); jitter, or ``steps``
+    given (int ``[n, K]``, ``charge="taken"``): the cumulative sum of ``trajectory_durations`` (same key,
+    same factors). Rows are non-decreasing; dead rows are inf.
     """
+    if steps is not None:
+        return jnp.cumsum(trajectory_durations(timing, horizon, key, max_per_agent, steps), axis=1)
     if timing.jitter == 0:
         j = jnp.arange(1, max_per_agent + 1, dtype=jnp.float32)
         return _traj_time(timing, horizon)[:, None] * j[None, :]
@@ -359,25 +402,40 @@ def rennala_round(timing: Timing, horizon: int, batch_size: int, key) -> Round:
     """Rennala: closes at the ``M``-th arrival overall (``M = batch_size``, :func:`jnigt.rules.rennala_ready`);
     exactly M gradients count.
 
-    The M smallest of ``A[i, j]`` (``j < M``) in ``(time, agent)`` order. Only the ``k = min(n, M)`` agents
-    with the earliest first arrival can contribute (any other agent's first arrival comes after k others), so
-    the search runs on their ``[k, M]`` rows: ``lax.top_k`` of ``-A`` flattened agent-major, whose ties go to
-    the lower flat index, i.e. the lower agent. The cost is O(n + M^2), not O(n M). ``counts_i`` = how many
-    are agent i's. Fixed times: close = M-th smallest of ``j c_i``.
+    The M smallest of ``A[i, j]`` (``j < M``) in ``(time, agent)`` order (:func:`rennala_from_arrivals`).
+    Fixed times: the same search on the closed-form rows ``j c_i``.
     """
-    n, m = timing.num_agents, int(batch_size)
+    m = int(batch_size)
+    if timing.jitter != 0:
+        return rennala_from_arrivals(timing, arrival_times(timing, horizon, key, m), m)
+    first = _traj_time(timing, horizon)
+    return _rennala_search(
+        timing, first, lambda cand: first[cand][:, None] * jnp.arange(1, m + 1, dtype=jnp.float32)[None, :], m
+    )
+
+
+def rennala_from_arrivals(timing: Timing, arrivals, batch_size: int) -> Round:
+    """:func:`rennala_round` from given arrivals ``[n, K]`` (``K >= M``; only the first M columns matter: no
+    agent delivers more than M in a round).
+
+    Only the ``k = min(n, M)`` agents with the earliest first arrival can contribute (any other agent's first
+    arrival comes after k others), so the search runs on their ``[k, M]`` rows: ``lax.top_k`` of ``-A``
+    flattened agent-major, whose ties go to the lower flat index, i.e. the lower agent. The cost is
+    O(n + M^2), not O(n M). ``counts_i`` = how many are agent i's.
+    """
+    m = int(batch_size)
+    if arrivals.shape[1] < m:
+        raise ValueError(f"rennala_from_arrivals needs K >= batch_size={m} columns; got {arrivals.shape[1]}")
+    arrivals = arrivals[:, :m]
+    return _rennala_search(timing, arrivals[:, 0], lambda cand: arrivals[cand], m)
+
+
+def _rennala_search(timing: Timing, first, rows_of, m: int) -> Round:
+    n = timing.num_agents
     k = min(n, m)
-    if timing.jitter == 0:
-        first = _traj_time(timing, horizon)
-    else:
-        arrivals = arrival_times(timing, horizon, key, m)
-        first = arrivals[:, 0]
     _, cand = jax.lax.top_k(-first, k)
     cand = jnp.sort(cand)  # agent-major order keeps the (time, agent) tie-break
-    if timing.jitter == 0:
-        rows = first[cand][:, None] * jnp.arange(1, m + 1, dtype=jnp.float32)[None, :]
-    else:
-        rows = arrivals[cand]
+    rows = rows_of(cand)
     neg, idx = jax.lax.top_k(-rows.reshape(-1), m)
     close = -neg[m - 1]
     cand_counts = jnp.bincount(idx // m, length=k).astype(jnp.int32)
@@ -405,7 +463,12 @@ def malenia_round(timing: Timing, horizon: int, batch_size: int, key, max_per_ag
     unknown). Size K with :func:`malenia_max_per_agent` (exact for fixed times; add slack under jitter) and
     check ``isfinite(duration)``.
     """
-    arrivals = arrival_times(timing, horizon, key, int(max_per_agent))
+    return malenia_from_arrivals(timing, arrival_times(timing, horizon, key, int(max_per_agent)), batch_size)
+
+
+def malenia_from_arrivals(timing: Timing, arrivals, batch_size: int) -> Round:
+    """:func:`malenia_round` from given arrivals ``[n, K]`` (rows non-decreasing); ``duration = inf`` when
+    the K columns run out before the close."""
     counts, close = _malenia_search(arrivals, int(batch_size))
     return _finish(timing, arrivals, counts, close)
 
@@ -449,8 +512,13 @@ def _malenia_search(arrivals, batch_size: int):
 def synchronized_round(timing: Timing, horizon: int, per_agent: int, key) -> Round:
     """Synchronized: every agent delivers ``per_agent`` gradients (choice: ``ceil(M/n)``,
     :func:`jnigt.rules.synchronized_ready`); closes at ``max_i A[i, per_agent - 1]``."""
+    p = int(per_agent)
+    return synchronized_from_arrivals(timing, arrival_times(timing, horizon, key, p), p)
+
+
+def synchronized_from_arrivals(timing: Timing, arrivals, per_agent: int) -> Round:
+    """:func:`synchronized_round` from given arrivals ``[n, K]`` (``K >= per_agent``)."""
     n, p = timing.num_agents, int(per_agent)
-    arrivals = arrival_times(timing, horizon, key, p)
     counts = jnp.full((n,), p, jnp.int32)
     return _finish(timing, arrivals, counts, jnp.max(arrivals[:, p - 1]))
 
@@ -478,19 +546,22 @@ class AfedpgClock(NamedTuple):
     next_finish: jax.Array
 
 
-def afedpg_init(timing: Timing, horizon: int, key) -> AfedpgClock:
-    """All agents start at time 0: ``next_finish_i = c_i f_i + kappa_i`` (``f`` from ``trajectory_durations``)."""
-    dur = trajectory_durations(timing, horizon, key, 1)[:, 0]
+def afedpg_init(timing: Timing, horizon: int, key, steps=None) -> AfedpgClock:
+    """All agents start at time 0: ``next_finish_i = c_i f_i + kappa_i`` (``f`` from ``trajectory_durations``;
+    ``steps`` int ``[n]``: the steps ``L_i`` of each agent's first trajectory, ``c_i = L_i h_i``, charge "taken")."""
+    steps = None if steps is None else jnp.asarray(steps)[:, None]
+    dur = trajectory_durations(timing, horizon, key, 1, steps)[:, 0]
     return AfedpgClock(dur + jnp.asarray(timing.comm_time, jnp.float32))
 
 
-def afedpg_next(timing: Timing, horizon: int, clock: AfedpgClock, key):
+def afedpg_next(timing: Timing, horizon: int, clock: AfedpgClock, key, steps=None):
     """Next AFedPG server update (docs/algorithms.md#afedpg).
 
     Events are ordered by the time a gradient reaches the server: ``i = argmin next_finish`` (ties: lowest
     index), ``t = next_finish_i`` = finish + ``kappa_i`` upload. The server updates at ``t``; agent i receives
     the new point then and restarts: ``next_finish_i <- (t + c_i f) + kappa_i`` with ``f`` = row i of
-    ``trajectory_durations(., key, 1)``. The others keep computing at their stale points.
+    ``trajectory_durations(., key, 1)``. The others keep computing at their stale points. ``steps`` (int
+    scalar, charge "taken"): the steps ``L`` of the trajectory agent i starts at ``t``, so ``c_i = L h_i``.
 
     Returns ``(agent int32, t float32, new_clock, comm = kappa_i float32)``: ``t`` is the SERVER update time,
     already including the upload ``kappa_i`` (do not add ``comm`` again); it is non-decreasing from one call to
@@ -500,7 +571,9 @@ def afedpg_next(timing: Timing, horizon: int, clock: AfedpgClock, key):
     agent = jnp.argmin(nf).astype(jnp.int32)
     t = nf[agent]
     kappa = jnp.asarray(timing.comm_time, jnp.float32)[agent]
-    dur = trajectory_durations(timing, horizon, key, 1)[agent, 0]
+    if steps is not None:
+        steps = jnp.broadcast_to(jnp.asarray(steps), (nf.shape[0], 1))
+    dur = trajectory_durations(timing, horizon, key, 1, steps)[agent, 0]
     new = nf.at[agent].set((t + dur) + kappa)
     return agent, t.astype(jnp.float32), AfedpgClock(new), kappa
 

@@ -111,15 +111,19 @@ def test_off_stores_no_statistics_and_keeps_todays_numbers():
     np.testing.assert_allclose(float(ev), -12.551017761230469, rtol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["rennala", "afedpg"])
-def test_every_method_and_the_evaluation_see_normalised_observations(method):
+@pytest.mark.parametrize(
+    "method, charge",
+    [("rennala", "horizon"), ("afedpg", "horizon"), ("rennala", "taken"), ("afedpg", "taken")],
+)
+def test_every_method_and_the_evaluation_see_normalised_observations(method, charge):
     """A run with obs_norm="initial" equals a run without it on the env whose observations are
-    normalised by the same statistics: the gradients, the server steps and the evaluations."""
-    cfg = TrainConfig(**{**INITIAL, "method": method, "rounds": 2})
+    normalised by the same statistics: the gradients, the server steps and the evaluations; also on the
+    paths of charge="taken" (candidates sampled before the round closes, AFedPG sampling at restart)."""
+    cfg = TrainConfig(**{**INITIAL, "method": method, "rounds": 2, "charge": charge})
     tr = Trainer(cfg, num_devices=1)
     st = tr.init(0)
     stats = st.obs_stats
-    ref_cfg = TrainConfig(**{**LQR, "method": method, "rounds": 2})
+    ref_cfg = TrainConfig(**{**LQR, "method": method, "rounds": 2, "charge": charge})
     ref = Trainer(ref_cfg, num_devices=1, env=_MapObs(tr.env, lambda o: obs_norm.normalise(stats, o)))
     ref_st = ref.init(0)
     chex.assert_trees_all_equal(st.params, ref_st.params)

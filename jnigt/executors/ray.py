@@ -448,6 +448,11 @@ def train_ray(
             f"obs_norm={config.obs_norm!r} is not supported by the Ray executor (its agents compute "
             "gradients on raw observations); use obs_norm='off' here, or the simulator (jnigt.training.train)"
         )
+    if getattr(config, "charge", "horizon") != "horizon":
+        raise ValueError(
+            f"charge={config.charge!r} is an option of the simulated clock; the Ray executor runs in real time "
+            "and emulates a fixed delay per trajectory: use charge='horizon'"
+        )
     if slowdown == "config":
         slowdown = getattr(config, "time_unit", "step")
     delays = agent_delays(config, slowdown, time_scale)

@@ -16,6 +16,7 @@ OPTAX_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "lion")
 OPTIMIZERS = ("nigt",) + OPTAX_OPTIMIZERS
 POLICIES = ("mlp", "linear")
 TIME_UNITS = timing_lib.TIME_UNITS
+CHARGES = timing_lib.CHARGES
 
 
 def parse_times(spec, name: str):
@@ -58,6 +59,7 @@ def make_timing(config, num_params: int | None = None) -> timing_lib.Timing:
         dead=config.dead,
         allreduce_cost=config.allreduce_cost,
         time_unit=config.time_unit,
+        charge=config.charge,
     )
     from jnigt.training.methods import METHODS
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from jnigt import validate
 from jnigt.gradients.obs_norm import OBS_NORMS
-from jnigt.training.build import OPTIMIZERS, POLICIES, TIME_UNITS
+from jnigt.training.build import CHARGES, OPTIMIZERS, POLICIES, TIME_UNITS
 from jnigt.training.methods import METHODS
 
 
@@ -87,6 +87,7 @@ _FIELD_CHECKS = {
     "malenia_patience": _int(1),
     "malenia_drop_after": validate.optional_integer,
     "time_unit": _name_in(TIME_UNITS, "time unit", "time units"),
+    "charge": _name_in(CHARGES, "charge", "charges"),
     "end_time": lambda name, value: None if value is None else validate.positive(name, value),
     "obs_norm": _name_in(OBS_NORMS, "observation normalisation", "values"),
     "obs_norm_episodes": _int(1),
@@ -155,6 +156,9 @@ class TrainConfig:
     """Malenia: drop such an agent from the objective after this many rounds instead (None = never)"""
     time_unit: str = "step"
     """step: h_i per env step | trajectory: h_i per gradient (docs/algorithms.md#simulated-time)"""
+    charge: str = "horizon"
+    """time_unit step: what a trajectory costs: horizon (H h_i, also after early termination) | taken (the L
+    steps it took, L h_i; rounds then sample candidate trajectories first, docs/algorithms.md#simulated-time)"""
     end_time: float | None = None
     """stop after the first chunk whose simulated time reaches end_time (rounds is then an upper bound);
     `jnigt train --methods` sets it so that every method runs to the same simulated time"""
@@ -176,6 +180,13 @@ class TrainConfig:
                 msg = msg[len(name) :].lstrip() if msg.startswith(name + " ") else msg
                 raise type(e)(f"{name}: {msg}") from None
             object.__setattr__(self, name, value)
+        if self.charge == "taken" and self.time_unit != "step":
+            _bad(
+                self,
+                "charge",
+                f"'taken' (a trajectory costs the steps it took) needs time_unit='step', not {self.time_unit!r} "
+                "(h_i per trajectory); use charge='horizon'",
+            )
         if self.rounds % self.eval_every:
             _bad(
                 self,

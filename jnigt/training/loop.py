@@ -110,7 +110,7 @@ class Trainer:
             stats_key = jax.random.fold_in(jax.random.key(seed), OBS_STATS_STREAM)
             obs_stats = put(self._obs_stats(params, stats_key))
         inner = self._optimizer(learning_rate, momentum)
-        params, opt_state, method_state, key = self.method.init(params, key, inner, put)
+        params, opt_state, method_state, key = self.method.init(params, key, inner, put, obs_stats)
         zero_f, zero_i = jnp.zeros([], jnp.float32), jnp.zeros([], jnp.int32)
         eval_key, zero_f, zero_i = put((jax.random.key(seed + 1), zero_f, zero_i))
         return TrainState(

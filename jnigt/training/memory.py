@@ -108,7 +108,8 @@ def check_round_memory(
     """Refuse a :class:`TrainConfig` whose rounds cannot fit; return the estimate in bytes.
 
     ``num_slots`` is the per-device slot count the Trainer chose (default: Rennala ``ceil(M / d)``,
-    synchronized ``(n / d) * ceil(M / n)``, Malenia ``ceil(M / d) + n / d``; AFedPG one trajectory).
+    synchronized ``(n / d) * ceil(M / n)``, Malenia ``ceil(M / d) + n / d``; AFedPG one trajectory;
+    ``charge="taken"``: ``ceil(n / d) * K`` candidates, K = M, ceil(M / n), ~plan * malenia_slack).
     Raises ValueError naming batch_size / num_agents / horizon when the slots (over all devices)
     exceed int32 indexing or the estimate exceeds ``limit`` (default: 80% of the available memory).
     """
@@ -126,6 +127,15 @@ def check_round_memory(
             num_slots = math.ceil(big / d) + local_agents
         else:
             num_slots = 1
+        if getattr(c, "charge", "horizon") == "taken" and c.method != "afedpg":
+            # every local agent samples K candidates (docs/algorithms.md#simulated-time); Malenia's K is
+            # estimated as the even share ceil(M / n) + 1 times malenia_slack (the plan itself comes later)
+            la = -(-c.num_agents // d)
+            share = -(-big // c.num_agents)
+            k = {"rennala": big, "synchronized": share}.get(
+                c.method, math.ceil((share + 1) * c.malenia_slack) + 1
+            )
+            num_slots = la * k
     setting = (
         f"batch_size={c.batch_size}, num_agents={c.num_agents}, horizon={c.horizon} "
         f"({num_slots} trajectory slots per device, {num_params} parameters)"

@@ -12,6 +12,14 @@ A round:
 
 Every trajectory's key is ``fold_in(fold_in(round_key, agent), j)`` for the agent's j-th trajectory
 of the round, so 1 or 8 devices sample the same trajectories and reach the same parameters.
+
+Under ``charge="taken"`` (a trajectory costs the steps it took, docs/algorithms.md#simulated-time) the
+arrivals depend on the trajectories, so steps 1-2 swap: every agent first samples ``K`` candidate
+trajectories at theta~ (same keys; each device its block of agents), their step counts are gathered
+into ``L [n, K]``, the arrivals are ``A_ij = sum_{l<=j} L_il h_i f_il``, the round's close rule runs on
+them (the ``*_from_arrivals`` rounds of ``jnigt.timing``), and only each agent's first ``counts_i``
+candidates are aggregated. ``K`` is ``M`` (Rennala), the plan times ``malenia_slack`` (Malenia) or
+``ceil(M / n)`` (synchronized): a round samples ``n K`` trajectories.
 """
 
 from __future__ import annotations
@@ -90,6 +98,8 @@ class Aggregating:
     wrap: Callable  # (inner, first: bool) -> the aggregator wrapper
     first_differs: bool
     stalled: str
+    candidates: int = 0  # charge "taken": candidate trajectories per agent (K); 0 = charge "horizon"
+    arrivals_round: Callable | None = None  # charge "taken": (arrivals [n, K], round_index) -> Round
 
     @property
     def mesh(self):
@@ -98,7 +108,7 @@ class Aggregating:
     def _map(self, fn, in_specs, out_specs):
         return map_over_agents(fn, self.ctx.mesh, in_specs, out_specs, self.ctx.use_pmap)
 
-    def init(self, params, key, inner, put):
+    def init(self, params, key, inner, put, obs_stats=None):
         wrapper = self.wrap(inner, False)
         init = self._map(
             lambda p: (jax.tree.map(lambda x: x[None], wrapper.init(p)),),
@@ -115,9 +125,38 @@ class Aggregating:
         return jax.tree.map(lambda x: x[0], opt_state)
 
     def next_time(self, state: TrainState):
+        if self.candidates:  # the round's arrivals need its candidate trajectories: sample them again
+
+            def device_time(st):
+                _, k_time, k_traj = jax.random.split(st.key, 3)
+                rnd = self._taken(st, k_time, k_traj, jax.lax.axis_index(AXIS))[0]
+                return (st.time + rnd.duration + rnd.comm,)
+
+            (t,) = self._map(device_time, in_specs=(P(),), out_specs=(P(),))(state._replace(opt_state=None))
+            return t
         _, k_time, _ = jax.random.split(state.key, 3)
         rnd = self.round_timing(k_time, state.round)
         return state.time + rnd.duration + rnd.comm
+
+    def _taken(self, st: TrainState, k_time, k_traj, dev):
+        """charge "taken": this device's ``la = ceil(n / d)`` agents sample ``K`` candidates each at theta~;
+        the round closes on the gathered step counts. Returns (Round, trajectory gradients [la K],
+        segments = local agent, valid = among the agent's first counts_i)."""
+        n, k = self.ctx.config.num_agents, self.candidates
+        d = jax.lax.axis_size(AXIS)
+        la = -(-n // d)
+        ids = jnp.repeat(dev * la + jnp.arange(la), k)
+        j = jnp.tile(jnp.arange(k), la)
+        keys = jax.vmap(lambda a, jj: jax.random.fold_in(jax.random.fold_in(k_traj, a), jj))(ids, j)
+        real = ids < n  # padding agents (n not divisible by d) sample agent n-1's and are masked
+        tg = self.ctx.trajectory_gradients(st.params, keys, jnp.minimum(ids, n - 1), st.obs_stats)
+        steps = jax.lax.all_gather(tg.steps.reshape(la, k), AXIS, tiled=True)[:n]
+        arrivals = timing_lib.arrival_times(self.ctx.timing, self.ctx.config.horizon, k_time, k, steps=steps)
+        rnd = self.arrivals_round(arrivals, st.round)
+        counts = jnp.pad(rnd.counts, (0, d * la - n))
+        local = jax.lax.dynamic_slice_in_dim(counts, dev * la, la)
+        seg = jnp.repeat(jnp.arange(la), k)
+        return rnd, tg, seg, real & (j < local[seg])
 
     def _update(self, grads, opt_state, params, counts, round_index):
         later = self.wrap(self.ctx.inner, False)
@@ -134,9 +173,12 @@ class Aggregating:
         st, opt_state = carry
         dev = jax.lax.axis_index(AXIS)
         key, k_time, k_traj = jax.random.split(st.key, 3)
-        rnd = self.round_timing(k_time, st.round)
-        ids, seg, valid, keys = self.layout(rnd.counts, k_traj, dev)
-        tg = self.ctx.trajectory_gradients(st.params, keys, ids, st.obs_stats)
+        if self.candidates:
+            rnd, tg, seg, valid = self._taken(st, k_time, k_traj, dev)
+        else:
+            rnd = self.round_timing(k_time, st.round)
+            ids, seg, valid, keys = self.layout(rnd.counts, k_traj, dev)
+            tg = self.ctx.trajectory_gradients(st.params, keys, ids, st.obs_stats)
         pg = gpomdp.sum_per_segment(tg, seg, valid, self.contributors)
         dropped_before = opt_state.dropped
         upd, opt_state = self._update(pg.grad_sums, opt_state, st.params, pg.counts, st.round)

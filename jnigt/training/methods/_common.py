@@ -56,9 +56,10 @@ class Context:
 class Method(Protocol):
     """One method: its round timing, slot layout, state and step, behind one interface.
 
-    ``init(params, key, inner, put) -> (params, opt_state, method_state, key)``: the optimizer and
-      method state for the starting ``params`` (``inner``: the inner optimizer, whose hyperparameters
-      may be traced); ``put`` places host values on the mesh (identity under a trace).
+    ``init(params, key, inner, put, obs_stats=None) -> (params, opt_state, method_state, key)``: the
+      optimizer and method state for the starting ``params`` (``inner``: the inner optimizer, whose
+      hyperparameters may be traced); ``put`` places host values on the mesh (identity under a trace);
+      ``obs_stats``: the observation normaliser of the run (for trajectories sampled at init).
     ``steps(state, length) -> (state, metrics [length])``: ``length`` steps (rounds; AFedPG: arrivals)
       in one ``lax.scan``; pure.
     ``next_time(state) -> scalar``: the time at which the next step will end (consistent with steps).
@@ -69,7 +70,7 @@ class Method(Protocol):
     mesh: jax.sharding.Mesh
     stalled: str
 
-    def init(self, params, key, inner, put: Callable) -> tuple: ...
+    def init(self, params, key, inner, put: Callable, obs_stats=None) -> tuple: ...
 
     def steps(self, state: TrainState, length: int) -> tuple[TrainState, dict]: ...
 

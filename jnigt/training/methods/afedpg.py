@@ -6,6 +6,13 @@ steps once, and the agent gets the new point. The server aggregates each single 
 ``rennala(inner, batch_size=1)``: the aggregate of one gradient is that gradient, and the
 aggregator's non-finite filter drops a NaN gradient (the server is left untouched). No collective:
 one device per process runs it, replicated.
+
+Under ``charge="taken"`` (docs/algorithms.md#simulated-time) an agent's finish time depends on the
+trajectory it runs, so the agent samples it when it (re)starts, at the point it just received: the
+state keeps each agent's pending gradient, steps and return (:class:`AfedpgTakenState`) instead of
+its stale point, and ``next_finish_i = start + L h_i f + kappa_i``. The server clock is the same as
+under "horizon" when no episode ends early; the trajectories' keys differ (the restart's, not the
+arrival's), so the parameters do.
 """
 
 from __future__ import annotations
@@ -39,6 +46,16 @@ class AfedpgState(NamedTuple):
     next_finish: jax.Array
 
 
+class AfedpgTakenState(NamedTuple):
+    """charge "taken": per agent ``[n, ...]`` the gradient, steps and return of the trajectory it is running
+    (sampled at the point it last received); next_finish: float32 ``[n]``, the clock."""
+
+    grad: Any
+    steps: jax.Array
+    ret: jax.Array
+    next_finish: jax.Array
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Afedpg:
     ctx: Context
@@ -49,9 +66,21 @@ class Afedpg:
     def server(inner):
         return rennala(inner, 1)
 
-    def init(self, params, key, inner, put):
+    @property
+    def taken(self) -> bool:
+        return self.ctx.timing.charge == "taken"
+
+    def init(self, params, key, inner, put, obs_stats=None):
         c = self.ctx.config
         key, ck = jax.random.split(key)
+        if self.taken:  # every agent starts its first trajectory at theta_0
+            key, tk = jax.random.split(key)
+            agents = jnp.arange(c.num_agents)
+            keys = jax.vmap(lambda a: jax.random.fold_in(tk, a))(agents)
+            tg = self.ctx.trajectory_gradients(params, keys, agents, obs_stats)
+            clock = timing_lib.afedpg_init(self.ctx.timing, c.horizon, ck, steps=tg.steps)
+            method = AfedpgTakenState(tg.grad, tg.steps, tg.ret, clock.next_finish)
+            return put((params, self.server(inner).init(params), method, key))
         clock = timing_lib.afedpg_init(self.ctx.timing, c.horizon, ck)
         stale = jax.tree.map(lambda p: jnp.broadcast_to(p, (c.num_agents,) + p.shape), params)
         return put((params, self.server(inner).init(params), AfedpgState(stale, clock.next_finish), key))
@@ -68,7 +97,54 @@ class Afedpg:
 
     def next_time(self, state: TrainState):
         # the server's update time, as jnigt.timing.afedpg_next reports it (monotone over arrivals)
+        if self.taken:
+            return jnp.min(state.method.next_finish)
         return self._next(state)[3]
+
+    def _arrival_taken(self, st: TrainState, _):
+        c, nf = self.ctx.config, st.method.next_finish
+        key, k_time, k_traj = jax.random.split(st.key, 3)
+        agent = jnp.argmin(nf).astype(jnp.int32)
+        pend = st.method
+        grads = jax.tree.map(lambda g: g[agent][None], pend.grad)
+        upd, opt_state = self.server(self.ctx.inner).update(
+            grads, st.opt_state, st.params, counts=jnp.ones((1,), jnp.int32)
+        )
+        params = optax.apply_updates(st.params, upd)
+        dropped = opt_state.dropped - st.opt_state.dropped
+        # the agent restarts at the new point: its next trajectory decides its next finish
+        tg = gpomdp.trajectory_gradient(
+            self.ctx.policy, self.ctx.env, params, k_traj, agent, c.horizon, c.discount, st.obs_stats
+        )
+        _, t, clock, _ = timing_lib.afedpg_next(
+            self.ctx.timing, c.horizon, timing_lib.AfedpgClock(nf), k_time, steps=tg.steps
+        )
+        method = AfedpgTakenState(
+            jax.tree.map(lambda s, g: s.at[agent].set(g), pend.grad, tg.grad),
+            pend.steps.at[agent].set(tg.steps),
+            pend.ret.at[agent].set(tg.ret),
+            clock.next_finish,
+        )
+        st = st._replace(
+            params=params,
+            opt_state=opt_state,
+            key=key,
+            time=t,
+            round=st.round + 1,
+            env_steps=st.env_steps + pend.steps[agent],
+            comms=st.comms + 1,
+            method=method,
+        )
+        metrics = step_metrics(
+            st,
+            used=1 - dropped,
+            dropped=dropped,
+            wasted=0.0,
+            closed=opt_state.closed,
+            norm=grad_norm(opt_state.inner_state, upd),
+            train_return=pend.ret[agent],
+        )
+        return st, metrics
 
     def _arrival(self, st: TrainState, _):
         c = self.ctx.config
@@ -106,7 +182,7 @@ class Afedpg:
         return st, metrics
 
     def steps(self, state: TrainState, length: int):
-        return jax.lax.scan(self._arrival, state, None, length=length)
+        return jax.lax.scan(self._arrival_taken if self.taken else self._arrival, state, None, length=length)
 
 
 def build(ctx: Context) -> Afedpg:

@@ -5,7 +5,9 @@ same, whatever its speed.
 The clock samples at most ``max_per_agent`` arrivals per agent and the devices hold ``slots``
 trajectories: exact for fixed times (one spare column proves the fastest agent has no more before
 the close); under jitter both are scaled by ``malenia_slack``, and a round that runs out of them
-makes the clock infinite (the trainer then stops with an error naming ``malenia_slack``).
+makes the clock infinite (the trainer then stops with an error naming ``malenia_slack``). Under
+``charge="taken"`` early-terminated trajectories make the counts exceed the full-horizon plan: every
+agent samples ``ceil((plan + 1) * malenia_slack) + 1`` candidates, and running out stops the same way.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def build(ctx: Context) -> Aggregating:
     per_device = counts.reshape(d, -1).sum(axis=1)
     max_per_agent = int(counts.max()) + 1
     slots = int(per_device.max())
-    if c.jitter > 0:
+    taken = t.charge == "taken"
+    if c.jitter > 0 or taken:
         max_per_agent = math.ceil(max_per_agent * c.malenia_slack) + 1
         slots = math.ceil(slots * c.malenia_slack) + local_agents
 
@@ -49,6 +52,15 @@ def build(ctx: Context) -> Aggregating:
             round_index == 0,
             lambda: timing_lib.malenia_round(t, c.horizon, m_first, key, max_per_agent),
             lambda: timing_lib.malenia_round(t, c.horizon, c.batch_size, key, max_per_agent),
+        )
+
+    def arrivals_round(arrivals, round_index):  # charge "taken"
+        if m_first == c.batch_size:
+            return timing_lib.malenia_from_arrivals(t, arrivals, c.batch_size)
+        return jax.lax.cond(
+            round_index == 0,
+            lambda: timing_lib.malenia_from_arrivals(t, arrivals, m_first),
+            lambda: timing_lib.malenia_from_arrivals(t, arrivals, c.batch_size),
         )
 
     return Aggregating(
@@ -66,6 +78,9 @@ def build(ctx: Context) -> Aggregating:
         first_differs=m_first != c.batch_size,
         stalled=(
             f"the simulated clock became infinite: a Malenia round ran out of its slot buffers under "
-            f"jitter={c.jitter}; raise malenia_slack (now {c.malenia_slack})"
+            f"jitter={c.jitter}, charge={c.charge!r} ({max_per_agent} trajectories per agent); raise "
+            f"malenia_slack (now {c.malenia_slack})"
         ),
+        candidates=max_per_agent if taken else 0,
+        arrivals_round=arrivals_round,
     )

@@ -35,11 +35,25 @@ def build(ctx: Context) -> Aggregating:
             lambda: timing_lib.rennala_round(t, c.horizon, c.batch_size, key),
         )
 
+    taken = t.charge == "taken"
+    big = max(c.batch_size, m_first)
+
+    def arrivals_round(arrivals, round_index):  # charge "taken": no agent delivers more than M in a round
+        if m_first == c.batch_size:
+            return timing_lib.rennala_from_arrivals(t, arrivals, c.batch_size)
+        return jax.lax.cond(
+            round_index == 0,
+            lambda: timing_lib.rennala_from_arrivals(t, arrivals, m_first),
+            lambda: timing_lib.rennala_from_arrivals(t, arrivals, c.batch_size),
+        )
+
     return Aggregating(
         ctx=ctx,
         round_timing=round_timing,
         layout=pooled_layout(slots),
-        contributors=slots,
+        contributors=-(-c.num_agents // ctx.mesh.devices.size) if taken else slots,
+        candidates=big if taken else 0,
+        arrivals_round=arrivals_round,
         # the wrapper itself closes the first round at M_init
         wrap=lambda inner, first: rennala(inner, c.batch_size, c.init_batch_size, axis_name=AXIS),
         first_differs=False,

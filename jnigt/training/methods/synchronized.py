@@ -39,6 +39,15 @@ def build(ctx: Context) -> Aggregating:
             lambda: timing_lib.synchronized_round(t, c.horizon, per_agent, key),
         )
 
+    def arrivals_round(arrivals, round_index):  # charge "taken"
+        if per_agent_first == per_agent:
+            return timing_lib.synchronized_from_arrivals(t, arrivals, per_agent)
+        return jax.lax.cond(
+            round_index == 0,
+            lambda: timing_lib.synchronized_from_arrivals(t, arrivals, per_agent_first),
+            lambda: timing_lib.synchronized_from_arrivals(t, arrivals, per_agent),
+        )
+
     return Aggregating(
         ctx=ctx,
         round_timing=round_timing,
@@ -48,5 +57,7 @@ def build(ctx: Context) -> Aggregating:
             inner, per_agent_first if first else per_agent, local_agents, axis_name=AXIS
         ),
         first_differs=per_agent_first != per_agent,
+        candidates=max(per_agent, per_agent_first) if t.charge == "taken" else 0,
+        arrivals_round=arrivals_round,
         stalled="the simulated clock became infinite: a synchronized round waits for an agent that never delivers",
     )
