@@ -31,6 +31,9 @@ def _row(label, med, lo, hi, ratio=(math.nan, math.nan, math.nan)):
         # bands overlap but every ratio interval (reference / baseline) lies below 1
         ([_row("R", 40, 30, 50), _row("A", 42, 32, 52, (0.5, 0.3, 0.8))], "holds"),
         ([_row("R", 40, 30, 50), _row("A", 42, 32, 52, (2.0, 1.2, 3.0))], "does not hold"),
+        # an undefined ratio (median times infinite) says nothing, whatever its bootstrap interval
+        ([_row("R", 40, 30, 50), _row("A", 42, 32, 52, (math.nan, 0.0, 0.0))], "inconclusive"),
+        ([_row("R", 40, 30, 50), _row("A", 42, 32, 52, (math.inf, 2.0, math.inf))], "inconclusive"),
     ],
 )
 def test_best_claim(rows, expected):

@@ -75,8 +75,10 @@ def verdict(claim: str | None, rows: Sequence[dict], initial: float) -> str:
         )
         return "does not hold" if apart else "inconclusive"
     base = range(1, len(rows))
-    ratios_lo = [float(rows[j]["ttt_ratio_lo90"]) for j in base]
-    ratios_hi = [float(rows[j]["ttt_ratio_hi90"]) for j in base]
+    # a ratio counts only where it is defined: a finite, positive estimate (both medians reached)
+    defined = [0.0 < float(rows[j]["ttt_ratio"]) < math.inf for j in base]
+    ratios_lo = [float(rows[j]["ttt_ratio_lo90"]) if d else math.nan for j, d in zip(base, defined)]
+    ratios_hi = [float(rows[j]["ttt_ratio_hi90"]) if d else math.nan for j, d in zip(base, defined)]
     if all(med[0] > hi[j] for j in base) or all(r < 1 for r in ratios_hi):
         return "holds"
     if any(med[j] > hi[0] for j in base) or any(r > 1 for r in ratios_lo):
