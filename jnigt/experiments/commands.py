@@ -94,8 +94,8 @@ class ReproduceArgs(CommonArgs):
     """The paper's panels (jnigt.experiments.panels) at one size, tuned and reported."""
 
     size: str = "cpu"
-    """tiny | cpu | full. Expected run time: tiny about 1-5 min on a CPU; cpu about 3 min per panel
-    (humanoid_c about 11 min) on 2 CPU cores; full on one GPU: about 10 hours per n = 10 panel, 7 days for all 12
+    """tiny | cpu | full. Run time: tiny about 1-5 min on a CPU; cpu all 13 panels in 50 min on 2 CPU
+    cores (measured; 2-7 min per panel, humanoid_c 6 min); full on one GPU: about 10 hours per n = 10 panel, 7 days for all 12
     (estimated, not measured; README "Reproducing the paper")"""
     panels: tuple[str, ...] = ()
     """panel names (default: all of the size)"""

@@ -28,8 +28,8 @@ the heterogeneous setting of Malenia, beyond the paper. ``main_c_trajectory``: s
 h_i is charged per gradient (trajectory) instead of per environment step (``TrainConfig.time_unit``);
 ``main_c`` is the per-step unit. At ``tiny`` the reacher/walker2d/hopper panels use ``fast`` too.
 
-Expected run time (``jnigt reproduce``): ``tiny`` about 1-5 minutes on a CPU; ``cpu`` about 3 minutes
-per panel on 2 CPU cores (``humanoid_c`` about 11 minutes, see :data:`HUMANOID_CPU`); ``full`` on one GPU:
+Expected run time (``jnigt reproduce``): ``tiny`` about 1-5 minutes on a CPU; ``cpu`` all 13 panels
+in 50 minutes on 2 CPU cores (measured; 2-7 minutes per panel, ``humanoid_c`` 6, see :data:`HUMANOID_CPU`); ``full`` on one GPU:
 about 10 hours per n = 10 panel (n100_c 22 h, n100_a 36 h), about 7 days for all 12 -- estimated, not
 measured (``scripts/estimate_full_run.py``): about 7e9 env steps per n = 10 panel
 (:func:`jnigt.experiments.crosscheck.planned_env_steps`: the rounds :func:`jnigt.theory.round_time`
