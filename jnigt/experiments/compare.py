@@ -196,6 +196,12 @@ def summarize(
     return out
 
 
+def read_rows(path: str) -> list[dict]:
+    """The rows of a CSV file written by :func:`write_rows` (values as strings)."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def write_rows(path: str, rows: Sequence[dict], columns: Sequence[str]) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", newline="") as f:

@@ -18,7 +18,6 @@ results, :func:`crosscheck_folder` also writes ``theory_crosscheck.md`` (every p
 
 from __future__ import annotations
 
-import csv
 import glob
 import json
 import math
@@ -28,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from jnigt import theory
-from jnigt.experiments.compare import write_rows
+from jnigt.experiments.compare import read_rows, write_rows
 from jnigt.experiments.panels import LABELS, Panel
 from jnigt.experiments.tuning import TuningGrid
 
@@ -51,6 +50,8 @@ COLUMNS = [
     "ratio",
     "consistent",
 ]
+#: the numeric columns (every column from t_end on but the two flags)
+_FLOAT_COLUMNS = [c for c in COLUMNS[COLUMNS.index("t_end") :] if c not in ("exact", "consistent")]
 
 
 def panel_timing(panel: Panel, method: str | None = None, batch_size: int = 20):
@@ -143,11 +144,6 @@ def planned_env_steps(panel: Panel, grid, timing=None) -> dict[str, float]:
     return out
 
 
-def _read_csv(path: str) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def load_panel(chosen_json: str) -> Panel:
     """The :class:`Panel` recorded in a ``<panel>_chosen.json``."""
     with open(chosen_json) as f:
@@ -195,20 +191,9 @@ def write_markdown(all_rows: Sequence[dict], out_dir: str, log=print) -> str:
 def read(path: str) -> list[dict]:
     """Rows of a ``<panel>_theory.csv`` with their numbers and flags parsed."""
     out = []
-    for r in _read_csv(path):
+    for r in read_rows(path):
         r = dict(r)
-        for k in (
-            "t_end",
-            "rounds",
-            "measured",
-            "measured_lo",
-            "predicted",
-            "compute",
-            "comm",
-            "lower",
-            "upper",
-            "ratio",
-        ):
+        for k in _FLOAT_COLUMNS:
             r[k] = float(r[k])
         r["batch_size"] = int(r["batch_size"])
         r["exact"] = r["exact"] == "True"
@@ -229,7 +214,7 @@ def crosscheck_folder(folder: str, out_dir: str | None = None, log=print) -> lis
         if not os.path.exists(summary):
             continue
         panel = load_panel(chosen)
-        r = rows(panel, _read_csv(summary))
+        r = rows(panel, read_rows(summary))
         write_rows(os.path.join(out_dir, f"{name}_theory.csv"), r, COLUMNS)
         all_rows.extend(r)
     if not all_rows:

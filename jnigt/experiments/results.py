@@ -20,12 +20,13 @@ of its magnitude is **inconclusive (no learning)** whatever the rule says.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections.abc import Sequence
 
 import numpy as np
+
+from jnigt.experiments.compare import read_rows
 
 #: Panel -> (kind, the paper's claim in words). Panels not listed (beyond the paper) have no claim.
 CLAIMS: dict[str, tuple[str, str]] = {
@@ -44,11 +45,6 @@ CLAIMS: dict[str, tuple[str, str]] = {
 }
 
 LEARNING_GAIN = 0.10
-
-
-def _read(path: str) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def initial_return(curves: Sequence[dict]) -> float:
@@ -98,10 +94,10 @@ def _alpha(a) -> str:
 
 def panel_rows(folder: str, panel: str) -> tuple[list[dict], float, list[dict]]:
     """(summary rows, initial return, theory rows) of one panel in ``folder``."""
-    summary = _read(os.path.join(folder, f"{panel}_summary.csv"))
-    initial = initial_return(_read(os.path.join(folder, f"{panel}_curves.csv")))
+    summary = read_rows(os.path.join(folder, f"{panel}_summary.csv"))
+    initial = initial_return(read_rows(os.path.join(folder, f"{panel}_curves.csv")))
     theory_path = os.path.join(folder, f"{panel}_theory.csv")
-    theory = _read(theory_path) if os.path.exists(theory_path) else []
+    theory = read_rows(theory_path) if os.path.exists(theory_path) else []
     return summary, initial, theory
 
 

@@ -77,6 +77,14 @@ def per_agent_layout(slots: int, local_agents: int):
     return layout
 
 
+def by_round(first: int, later: int, fn: Callable):
+    """``(x, round_index) -> fn(first, x)`` in round 0 and ``fn(later, x)`` after: the first round's size
+    (M_init) may differ from the others'; a ``lax.cond`` only when it does."""
+    if first == later:
+        return lambda x, round_index: fn(later, x)
+    return lambda x, round_index: jax.lax.cond(round_index == 0, lambda: fn(first, x), lambda: fn(later, x))
+
+
 def check_divides(num_agents: int, num_devices: int, method: str) -> None:
     if num_agents % num_devices:
         raise ValueError(

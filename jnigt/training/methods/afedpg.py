@@ -101,17 +101,42 @@ class Afedpg:
             return jnp.min(state.method.next_finish)
         return self._next(state)[3]
 
+    def _server_step(self, st: TrainState, grad):
+        """One server update on one gradient (no agent axis): (params, opt_state, update, dropped)."""
+        upd, opt_state = self.server(self.ctx.inner).update(
+            jax.tree.map(lambda g: g[None], grad), st.opt_state, st.params, counts=jnp.ones((1,), jnp.int32)
+        )
+        return optax.apply_updates(st.params, upd), opt_state, upd, opt_state.dropped - st.opt_state.dropped
+
+    def _advance(self, st: TrainState, params, opt_state, upd, dropped, *, key, t, steps, ret, method):
+        """The state after an arrival at server time ``t`` and the step's metrics."""
+        st = st._replace(
+            params=params,
+            opt_state=opt_state,
+            key=key,
+            time=t,
+            round=st.round + 1,
+            env_steps=st.env_steps + steps,
+            comms=st.comms + 1,
+            method=method,
+        )
+        metrics = step_metrics(
+            st,
+            used=1 - dropped,
+            dropped=dropped,
+            wasted=0.0,
+            closed=opt_state.closed,
+            norm=grad_norm(opt_state.inner_state, upd),
+            train_return=ret,
+        )
+        return st, metrics
+
     def _arrival_taken(self, st: TrainState, _):
         c, nf = self.ctx.config, st.method.next_finish
         key, k_time, k_traj = jax.random.split(st.key, 3)
         agent = jnp.argmin(nf).astype(jnp.int32)
         pend = st.method
-        grads = jax.tree.map(lambda g: g[agent][None], pend.grad)
-        upd, opt_state = self.server(self.ctx.inner).update(
-            grads, st.opt_state, st.params, counts=jnp.ones((1,), jnp.int32)
-        )
-        params = optax.apply_updates(st.params, upd)
-        dropped = opt_state.dropped - st.opt_state.dropped
+        params, opt_state, upd, dropped = self._server_step(st, jax.tree.map(lambda g: g[agent], pend.grad))
         # the agent restarts at the new point: its next trajectory decides its next finish
         tg = gpomdp.trajectory_gradient(
             self.ctx.policy, self.ctx.env, params, k_traj, agent, c.horizon, c.discount, st.obs_stats
@@ -125,26 +150,18 @@ class Afedpg:
             pend.ret.at[agent].set(tg.ret),
             clock.next_finish,
         )
-        st = st._replace(
-            params=params,
-            opt_state=opt_state,
+        return self._advance(
+            st,
+            params,
+            opt_state,
+            upd,
+            dropped,
             key=key,
-            time=t,
-            round=st.round + 1,
-            env_steps=st.env_steps + pend.steps[agent],
-            comms=st.comms + 1,
+            t=t,
+            steps=pend.steps[agent],
+            ret=pend.ret[agent],
             method=method,
         )
-        metrics = step_metrics(
-            st,
-            used=1 - dropped,
-            dropped=dropped,
-            wasted=0.0,
-            closed=opt_state.closed,
-            norm=grad_norm(opt_state.inner_state, upd),
-            train_return=pend.ret[agent],
-        )
-        return st, metrics
 
     def _arrival(self, st: TrainState, _):
         c = self.ctx.config
@@ -153,33 +170,20 @@ class Afedpg:
         tg = gpomdp.trajectory_gradient(
             self.ctx.policy, self.ctx.env, point, k_traj, agent, c.horizon, c.discount, st.obs_stats
         )
-        grads = jax.tree.map(lambda g: g[None], tg.grad)
-        upd, opt_state = self.server(self.ctx.inner).update(
-            grads, st.opt_state, st.params, counts=jnp.ones((1,), jnp.int32)
-        )
-        params = optax.apply_updates(st.params, upd)
-        dropped = opt_state.dropped - st.opt_state.dropped
+        params, opt_state, upd, dropped = self._server_step(st, tg.grad)
         stale = jax.tree.map(lambda s, p: s.at[agent].set(p), st.method.stale, params)
-        st = st._replace(
-            params=params,
-            opt_state=opt_state,
+        return self._advance(
+            st,
+            params,
+            opt_state,
+            upd,
+            dropped,
             key=key,
-            time=t,
-            round=st.round + 1,
-            env_steps=st.env_steps + tg.steps,
-            comms=st.comms + 1,
+            t=t,
+            steps=tg.steps,
+            ret=tg.ret,
             method=AfedpgState(stale, clock.next_finish),
         )
-        metrics = step_metrics(
-            st,
-            used=1 - dropped,
-            dropped=dropped,
-            wasted=0.0,
-            closed=opt_state.closed,
-            norm=grad_norm(opt_state.inner_state, upd),
-            train_return=tg.ret,
-        )
-        return st, metrics
 
     def steps(self, state: TrainState, length: int):
         return jax.lax.scan(self._arrival_taken if self.taken else self._arrival, state, None, length=length)

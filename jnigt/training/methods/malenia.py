@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import math
 
-import jax
-
 from jnigt import timing as timing_lib
 from jnigt.distributed import AXIS
 from jnigt.training.build import first_batch
-from jnigt.training.methods._aggregating import Aggregating, check_divides, per_agent_layout
+from jnigt.training.methods._aggregating import Aggregating, by_round, check_divides, per_agent_layout
 from jnigt.training.methods._common import Context
 from jnigt.transforms import malenia
 
@@ -45,23 +43,11 @@ def build(ctx: Context) -> Aggregating:
         max_per_agent = math.ceil(max_per_agent * c.malenia_slack) + 1
         slots = math.ceil(slots * c.malenia_slack) + local_agents
 
-    def round_timing(key, round_index):
-        if m_first == c.batch_size:
-            return timing_lib.malenia_round(t, c.horizon, c.batch_size, key, max_per_agent)
-        return jax.lax.cond(
-            round_index == 0,
-            lambda: timing_lib.malenia_round(t, c.horizon, m_first, key, max_per_agent),
-            lambda: timing_lib.malenia_round(t, c.horizon, c.batch_size, key, max_per_agent),
-        )
-
-    def arrivals_round(arrivals, round_index):  # charge "taken"
-        if m_first == c.batch_size:
-            return timing_lib.malenia_from_arrivals(t, arrivals, c.batch_size)
-        return jax.lax.cond(
-            round_index == 0,
-            lambda: timing_lib.malenia_from_arrivals(t, arrivals, m_first),
-            lambda: timing_lib.malenia_from_arrivals(t, arrivals, c.batch_size),
-        )
+    round_timing = by_round(
+        m_first, c.batch_size, lambda m, key: timing_lib.malenia_round(t, c.horizon, m, key, max_per_agent)
+    )
+    # charge "taken"
+    arrivals_round = by_round(m_first, c.batch_size, lambda m, a: timing_lib.malenia_from_arrivals(t, a, m))
 
     return Aggregating(
         ctx=ctx,

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import math
 
-import jax
-
 from jnigt import timing as timing_lib
 from jnigt.distributed import AXIS
 from jnigt.training.build import first_batch
-from jnigt.training.methods._aggregating import Aggregating, pooled_layout
+from jnigt.training.methods._aggregating import Aggregating, by_round, pooled_layout
 from jnigt.training.methods._common import Context
 from jnigt.transforms import rennala
 
@@ -26,26 +24,13 @@ def build(ctx: Context) -> Aggregating:
     m_first = first_batch(c)
     slots = math.ceil(max(c.batch_size, m_first) / ctx.mesh.devices.size)
 
-    def round_timing(key, round_index):
-        if m_first == c.batch_size:
-            return timing_lib.rennala_round(t, c.horizon, c.batch_size, key)
-        return jax.lax.cond(
-            round_index == 0,
-            lambda: timing_lib.rennala_round(t, c.horizon, m_first, key),
-            lambda: timing_lib.rennala_round(t, c.horizon, c.batch_size, key),
-        )
-
+    round_timing = by_round(
+        m_first, c.batch_size, lambda m, key: timing_lib.rennala_round(t, c.horizon, m, key)
+    )
     taken = t.charge == "taken"
     big = max(c.batch_size, m_first)
-
-    def arrivals_round(arrivals, round_index):  # charge "taken": no agent delivers more than M in a round
-        if m_first == c.batch_size:
-            return timing_lib.rennala_from_arrivals(t, arrivals, c.batch_size)
-        return jax.lax.cond(
-            round_index == 0,
-            lambda: timing_lib.rennala_from_arrivals(t, arrivals, m_first),
-            lambda: timing_lib.rennala_from_arrivals(t, arrivals, c.batch_size),
-        )
+    # charge "taken": no agent delivers more than M in a round
+    arrivals_round = by_round(m_first, c.batch_size, lambda m, a: timing_lib.rennala_from_arrivals(t, a, m))
 
     return Aggregating(
         ctx=ctx,

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import math
 
-import jax
-
 from jnigt import timing as timing_lib
 from jnigt.distributed import AXIS
 from jnigt.training.build import first_batch
-from jnigt.training.methods._aggregating import Aggregating, check_divides, per_agent_layout
+from jnigt.training.methods._aggregating import Aggregating, by_round, check_divides, per_agent_layout
 from jnigt.training.methods._common import Context
 from jnigt.transforms import synchronized
 
@@ -30,23 +28,13 @@ def build(ctx: Context) -> Aggregating:
     per_agent_first = math.ceil(first_batch(c) / n)
     slots = local_agents * max(per_agent, per_agent_first)
 
-    def round_timing(key, round_index):
-        if per_agent_first == per_agent:
-            return timing_lib.synchronized_round(t, c.horizon, per_agent, key)
-        return jax.lax.cond(
-            round_index == 0,
-            lambda: timing_lib.synchronized_round(t, c.horizon, per_agent_first, key),
-            lambda: timing_lib.synchronized_round(t, c.horizon, per_agent, key),
-        )
-
-    def arrivals_round(arrivals, round_index):  # charge "taken"
-        if per_agent_first == per_agent:
-            return timing_lib.synchronized_from_arrivals(t, arrivals, per_agent)
-        return jax.lax.cond(
-            round_index == 0,
-            lambda: timing_lib.synchronized_from_arrivals(t, arrivals, per_agent_first),
-            lambda: timing_lib.synchronized_from_arrivals(t, arrivals, per_agent),
-        )
+    round_timing = by_round(
+        per_agent_first, per_agent, lambda p, key: timing_lib.synchronized_round(t, c.horizon, p, key)
+    )
+    # charge "taken"
+    arrivals_round = by_round(
+        per_agent_first, per_agent, lambda p, a: timing_lib.synchronized_from_arrivals(t, a, p)
+    )
 
     return Aggregating(
         ctx=ctx,
