@@ -92,7 +92,9 @@ def test_same_seed_same_stats_and_vmapped_init_computes_them_per_seed():
     tr = Trainer(TrainConfig(**INITIAL), num_devices=1)
     states = jax.vmap(tr.init)(jnp.array([0, 1, 0]))
     for i, seed in enumerate([0, 1, 0]):
-        chex.assert_trees_all_close(jax.tree.map(lambda x: x[i], states.obs_stats), tr.init(seed).obs_stats)
+        chex.assert_trees_all_close(
+            jax.tree.map(lambda x: x[i], states.obs_stats), tr.init(seed).obs_stats, rtol=1e-5, atol=1e-7
+        )
     chex.assert_trees_all_equal(tr.init(0).obs_stats, tr.init(0).obs_stats)
     assert not np.allclose(states.obs_stats.mean[0], states.obs_stats.mean[1])
     # vmapped steps keep working with the statistics in the state

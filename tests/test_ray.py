@@ -61,10 +61,12 @@ def test_agent_delays_follow_the_time_model_and_reject_bad_input():
 
 
 def test_rennala_fast_agents_contribute_more_per_round(pool):
-    cfg = TrainConfig(**LQR, method="rennala", step_model="1,1,8,8", batch_size=8, rounds=6, eval_every=6)
-    # 10 ms per unit: large against the fixed per-request cost (Ray round trip + gradient, a few ms on
-    # a loaded 2-core machine), which would otherwise make the agents look alike
-    run = train_ray(cfg, slowdown="trajectory", time_scale=1e-2, agents=pool)
+    cfg = TrainConfig(**LQR, method="rennala", step_model="1,1,32,32", batch_size=8, rounds=6, eval_every=6)
+    # The emulated delay must dwarf the real per-request cost (Ray round trip + gradient): a few ms on an
+    # idle machine, but 17 ms in CI (two pytest workers on 2 cores) and over 100 ms with more load, where
+    # slow agents at 8 x 10 ms or 32 x 10 ms delivered in every round. At 50 ms per unit a slow gradient
+    # (1.6 s) still misses the close of a round of 4 fast gradients each up to ~350 ms of overhead.
+    run = train_ray(cfg, slowdown="trajectory", time_scale=5e-2, agents=pool)
     counts = np.array([r["agent_counts"] for r in run.rows[1:]])
     assert counts.shape == (6, 4)
     assert np.all(counts.sum(axis=1) == 8)  # Rennala closes at exactly M arrivals
