@@ -34,7 +34,9 @@ h_i is charged per gradient (trajectory) instead of per environment step (``Trai
 ``main_c`` is the per-step unit. At ``tiny`` the reacher/walker2d/hopper panels use ``fast`` too.
 
 Expected run time (``jnigt reproduce``): ``tiny`` about 1-5 minutes on a CPU; ``cpu`` all 13 panels
-in 50 minutes on 2 CPU cores (measured; 2-7 minutes per panel, ``humanoid_c`` 6, see :data:`HUMANOID_CPU`); ``full`` on one GPU:
+in about 53 minutes on 2 CPU cores (50 measured for the whole run before ``reacher_c`` and ``hetero`` got
+their cpu settings, which measured 197 s and 305 s alone against 155 s and 171 s; 2-7 minutes per panel,
+``humanoid_c`` 6, see :data:`HUMANOID_CPU`); ``full`` on one GPU:
 about 10 hours per n = 10 panel (n100_c 22 h, n100_a 36 h), about 7 days for all 12 -- estimated, not
 measured (``scripts/estimate_full_run.py``): about 7e9 env steps per n = 10 panel
 (:func:`jnigt.experiments.crosscheck.planned_env_steps`: the rounds :func:`jnigt.theory.round_time`
@@ -154,7 +156,8 @@ HUMANOID_CPU = dict(
 #: ||E g||^2 too small to measure in 1024 trajectories at 0.99 (on the std head's bias, the batch needed for a
 #: cosine of about 0.7 drops from 770 trajectories to 100). At gamma = 0.99 and 30 rounds no method improved
 #: on the initial return (docs/results/equal_time); gamma = 0.9 (same for every method; returns are still reported
-#: undiscounted) and 100 rounds, so that Rennala's normalised steps (length alpha) can travel far enough.
+#: undiscounted) and 100 rounds, so that Rennala's normalised steps (length alpha) can travel far enough: the
+#: panel alone (197 s) gave initial -48.6 -> Rennala -20.8 [-29.1, -17.2], Synchronized -25.1, AFedPG -20.1.
 REACHER_CPU = dict(
     discount=0.9,
     rounds=100,
@@ -173,7 +176,8 @@ REACHER_CPU = dict(
 #: Rounds of the hetero panel at size cpu. Malenia makes one update per round (a round waits for the slow agent:
 #: 6000 time units against 91 per AFedPG arrival), so 30 rounds are only 30 normalised steps; its tuned alpha
 #: (2^-4) rose to 38 on the tuning seeds but gave 23 (initial 21.8) on the report seeds. 90 rounds (3x the
-#: simulated time; n = 2 keeps it cheap): Malenia 17.5 -> 35 at alpha 2^-6 (2 seeds; 34 by round 30).
+#: simulated time; n = 2 keeps it cheap): the panel alone (305 s) gave initial 21.75 -> Malenia 40.5 [35.4, 40.7]
+#: (alpha 2^-6), AFedPG 39.6 [30.8, 42.8] (median final [20%, 80%] of 5 report seeds).
 HETERO_CPU_ROUNDS = 90
 
 
