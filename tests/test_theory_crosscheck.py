@@ -105,6 +105,24 @@ def test_humanoid_cpu_panel_has_its_own_small_grid(tmp_path):
     assert crosscheck.load_panel(str(tmp_path / "h_chosen.json")) == p
 
 
+def test_cpu_reacher_and_hetero_settings_reach_the_config_and_survive_chosen_json(tmp_path):
+    from jnigt.experiments import panels
+
+    ps = panels.panels_for("cpu")
+    r = ps["reacher_c"]
+    assert (r.discount, r.rounds, r.horizon) == (0.9, 100, 50) and r.grid.momenta == (0.1,)
+    assert ps["hetero"].rounds == panels.HETERO_CPU_ROUNDS == 90
+    # gamma goes to every method's TrainConfig alike; other panels keep TrainConfig's default
+    assert {compare.make_config(r, m, 20).discount for m in r.methods} == {0.9}
+    assert compare.make_config(ps["main_c"], "rennala", 20).discount == 0.99
+    assert "| reacher_c | reacher | 50 | 0.9 |" in panels.panel_table("cpu")
+    # size tiny is unchanged
+    tiny = panels.panels_for("tiny")
+    assert tiny["reacher_c"].discount is None and tiny["hetero"].rounds == tiny["main_a"].rounds
+    tuning.write_chosen(str(tmp_path / "r_chosen.json"), {}, r.grid, dict(panel=dataclasses.asdict(r)))
+    assert crosscheck.load_panel(str(tmp_path / "r_chosen.json")) == r
+
+
 def test_planned_env_steps_by_hand():
     panel = dataclasses.replace(_tiny_panel(), step_model="equal", comm_model="zero", rounds=10)
     grid = tuning.TuningGrid((0.1, 0.2), (0.1,), (4, 6), tune_seeds=2, report_seeds=3)

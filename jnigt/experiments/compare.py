@@ -58,6 +58,8 @@ def make_config(
     )
     if panel.time_unit is not None:
         kw["time_unit"] = panel.time_unit
+    if panel.discount is not None:
+        kw["discount"] = panel.discount
     return TrainConfig(**kw)
 
 
