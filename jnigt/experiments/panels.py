@@ -34,9 +34,9 @@ h_i is charged per gradient (trajectory) instead of per environment step (``Trai
 ``main_c`` is the per-step unit. At ``tiny`` the reacher/walker2d/hopper panels use ``fast`` too.
 
 Expected run time (``jnigt reproduce``): ``tiny`` about 1-5 minutes on a CPU; ``cpu`` all 13 panels
-in about 53 minutes on 2 CPU cores (50 measured for the whole run before ``reacher_c`` and ``hetero`` got
-their cpu settings, which measured 197 s and 305 s alone against 155 s and 171 s; 2-7 minutes per panel,
-``humanoid_c`` 6, see :data:`HUMANOID_CPU`); ``full`` on one GPU:
+in 43 min 29 s on 2 CPU cores (measured from an empty compilation cache, with the test suite beside it
+for 20 minutes; docs/results/equal_time.md; 102-344 s per panel, ``humanoid_c`` 342 s, see
+:data:`HUMANOID_CPU`); ``full`` on one GPU:
 about 10 hours per n = 10 panel (n100_c 22 h, n100_a 36 h), about 7 days for all 12 -- estimated, not
 measured (``scripts/estimate_full_run.py``): about 7e9 env steps per n = 10 panel
 (:func:`jnigt.experiments.crosscheck.planned_env_steps`: the rounds :func:`jnigt.theory.round_time`
