@@ -13,7 +13,7 @@ from jnigt import cli
 from jnigt import testing as ref
 from jnigt import timing as T
 from jnigt.gradients import gpomdp
-from jnigt.training import TrainConfig, Trainer
+from jnigt.training import TrainConfig, Trainer, train
 from jnigt.training.loop import SimulatedClockError
 
 H = 8
@@ -286,3 +286,16 @@ def test_ray_executor_refuses_taken():
 
     with pytest.raises(ValueError, match="charge='taken'.*real time"):
         train_ray(TrainConfig(**BASE, charge="taken"), None)
+
+
+@pytest.mark.parametrize("method", ["rennala", "afedpg"])
+def test_taken_run_killed_after_a_chunk_resumes_bit_identically(method, tmp_path):
+    """The "taken" state (AFedPG's pending trajectories and their steps) survives the orbax checkpoint."""
+    cfg = TrainConfig(**{**BASE, "method": method, "charge": "taken", "rounds": 4, "eval_every": 2})
+    _, full, rows_full = train(cfg, str(tmp_path / "a"), num_devices=1, progress=False, tensorboard=False)
+    train(cfg, str(tmp_path / "b"), num_devices=1, progress=False, tensorboard=False, stop_after_chunks=1)
+    _, resumed, rows_resumed = train(
+        cfg, str(tmp_path / "b"), num_devices=1, progress=False, tensorboard=False
+    )
+    chex.assert_trees_all_equal(full, resumed)
+    assert rows_full == rows_resumed and rows_full[-1]["round"] == 4
