@@ -134,16 +134,21 @@ SCALES = {
 #: load average 6.5): compile 144-155 s per method, then 1.2 s per Rennala round, 2.1 s per Synchronized
 #: round, 0.057 s per AFedPG arrival for the 5 runs; 3 calls per method (10 tuning runs + 5 report seeds):
 #: 219 + 231 + 215 = 665 s, about 11 minutes (less on an idle machine: the compiles dominate).
-HUMANOID_CPU = dict(
-    horizon=50,
-    rounds=20,
-    grid=TuningGrid(
-        learning_rates=(2.0**-10, 2.0**-8, 2.0**-6, 2.0**-4, 2.0**-2),
+def _small_grid(*log2_alphas: int) -> TuningGrid:
+    """A panel's own small cpu grid: alpha = 2^k for k in ``log2_alphas`` x eta = 0.1 x M = 20, 2 + 5 seeds."""
+    return TuningGrid(
+        learning_rates=tuple(2.0**k for k in log2_alphas),
         momenta=(0.1,),
         batch_sizes=(20,),
         tune_seeds=2,
         report_seeds=5,
-    ),
+    )
+
+
+HUMANOID_CPU = dict(
+    horizon=50,
+    rounds=20,
+    grid=_small_grid(-10, -8, -6, -4, -2),
     note="humanoid at cpu size: H=50, 20 rounds, grid alpha in {2^-10, ..., 2^-2} (5) x eta=0.1 (the paper's "
     "humanoid eta), 2 tuning seeds; about 11 min on 2 shared CPU cores",
 )
@@ -161,13 +166,7 @@ HUMANOID_CPU = dict(
 REACHER_CPU = dict(
     discount=0.9,
     rounds=100,
-    grid=TuningGrid(
-        learning_rates=(2.0**-10, 2.0**-8, 2.0**-6, 2.0**-4),
-        momenta=(0.1,),
-        batch_sizes=(20,),
-        tune_seeds=2,
-        report_seeds=5,
-    ),
+    grid=_small_grid(-10, -8, -6, -4),
     note="reacher at cpu size: gamma=0.9, 100 rounds, grid alpha in {2^-10, ..., 2^-4} (4) x eta=0.1, 2 tuning "
     "seeds (at gamma=0.99 and 30 rounds nothing learns: the always-negative reward makes the gradient noise)",
 )
@@ -198,7 +197,9 @@ def panels_for(size: str = "cpu") -> dict[str, Panel]:
         return s.horizon.get(env, s.horizon["default"])
 
     def make(name, title, env, n, scenario, methods, **kw):
+        """A panel with the size's defaults; ``kw`` sets other fields or overrides a default."""
         step, comm = SCENARIOS[scenario] if scenario in SCENARIOS else scenario
+        defaults = dict(horizon=h(env), rounds=s.rounds, grid_points=s.grid_points, backend=backend)
         return Panel(
             name=name,
             title=title,
@@ -207,12 +208,8 @@ def panels_for(size: str = "cpu") -> dict[str, Panel]:
             step_model=step,
             comm_model=comm,
             methods=methods,
-            horizon=h(env),
-            rounds=s.rounds,
-            grid_points=s.grid_points,
-            backend=backend,
             eval_episodes=s.eval_episodes,
-            **kw,
+            **{**defaults, **kw},
         )
 
     out = []
@@ -234,18 +231,11 @@ def panels_for(size: str = "cpu") -> dict[str, Panel]:
         )
     for env in ("reacher", "walker2d", "hopper"):
         e = _env_for(size, env)
-        p = make(
-            f"{env}_c",
-            f"{e}, n={s.n10}, (c)",
-            e,
-            s.n10,
-            "c",
-            HOMOGENEOUS,
-            note="" if e == env else f"{env} replaced by {e} at size {size}",
-        )
+        kw = dict(note="" if e == env else f"{env} replaced by {e} at size {size}")
+        title = f"{e}, n={s.n10}, (c)"
         if size == "cpu" and env == "reacher":
-            p = dataclasses.replace(p, title=f"{p.title}, gamma=0.9, 100 rounds", **REACHER_CPU)
-        out.append(p)
+            kw, title = REACHER_CPU, f"{title}, gamma=0.9, 100 rounds"
+        out.append(make(f"{env}_c", title, e, s.n10, "c", HOMOGENEOUS, **kw))
     for sc in ("a", "c"):
         out.append(
             make(f"n100_{sc}", f"{main}, n={s.n100}, ({sc})", main, s.n100, sc, HOMOGENEOUS, note=main_note)
@@ -261,6 +251,12 @@ def panels_for(size: str = "cpu") -> dict[str, Panel]:
             note=main_note,
         )
     )
+    kw = dict(note=main_note)
+    if size == "cpu":
+        kw = dict(
+            rounds=HETERO_CPU_ROUNDS,
+            note=f"{main_note}; {HETERO_CPU_ROUNDS} rounds (Malenia: one update a round)",
+        )
     out.append(
         make(
             "hetero",
@@ -269,15 +265,9 @@ def panels_for(size: str = "cpu") -> dict[str, Panel]:
             2,
             ("1,10", "zero"),
             ("malenia", "afedpg"),
-            note=main_note,
+            **kw,
         )
     )
-    if size == "cpu":
-        out[-1] = dataclasses.replace(
-            out[-1],
-            rounds=HETERO_CPU_ROUNDS,
-            note=f"{main_note}; {HETERO_CPU_ROUNDS} rounds (Malenia: one update a round)",
-        )
     phys_env = "inverted_pendulum" if size == "tiny" else "hopper"
     p = make(
         "physics",
@@ -304,14 +294,14 @@ def panels_for(size: str = "cpu") -> dict[str, Panel]:
     )
     if size == "cpu":
         out.append(
-            dataclasses.replace(
-                make(
-                    "humanoid_c", "humanoid, n=10, (c), H=50, 20 rounds", "humanoid", s.n10, "c", HOMOGENEOUS
-                ),
-                horizon=HUMANOID_CPU["horizon"],
-                rounds=HUMANOID_CPU["rounds"],
-                grid=HUMANOID_CPU["grid"],
-                note=HUMANOID_CPU["note"],
+            make(
+                "humanoid_c",
+                "humanoid, n=10, (c), H=50, 20 rounds",
+                "humanoid",
+                s.n10,
+                "c",
+                HOMOGENEOUS,
+                **HUMANOID_CPU,
             )
         )
     return {p.name: p for p in out}
