@@ -56,10 +56,8 @@ def make_config(
         policy=panel.policy,
         seed=0,
     )
-    if panel.time_unit is not None:
-        kw["time_unit"] = panel.time_unit
-    if panel.discount is not None:
-        kw["discount"] = panel.discount
+    # the Panel fields left None take TrainConfig's default
+    kw.update({f: getattr(panel, f) for f in ("time_unit", "discount") if getattr(panel, f) is not None})
     return TrainConfig(**kw)
 
 
