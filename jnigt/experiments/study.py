@@ -1,0 +1,456 @@
+"""The convergence study: the protocol of docs/algorithms.md#convergence-study, as resumable stages.
+
+Per panel (a :class:`jnigt.experiments.panels.Panel` whose ``rounds`` fixes T_end, set from the pilot
+before any report run), per method, in order:
+
+  1. **tune**: every (alpha, eta) of the design's grid x ``tune_seeds`` seeds (0, 1, ...) at the
+     panel's T_end, scored by :func:`jnigt.experiments.tuning.score`. A choice of alpha on the edge of
+     the grid adds one more grid step beyond that edge (for every eta) and re-selects, at most
+     ``max_extensions`` times; a choice of eta on the edge of {0.001, 0.01, 0.1} is recorded as such.
+     File ``<panel>/tune_<method>.csv`` and ``<panel>/chosen_<method>.json``.
+  2. **report**: the chosen point on fresh seeds ``REPORT_SEED_OFFSET + k``: ``report_seeds`` for a
+     baseline, ``pool_seeds`` (>= 2 x report_seeds) for the reference, whose first ``report_seeds``
+     are paired by seed with the baselines' and whose whole pool serves the A/A calibration (random
+     halvings). File ``<panel>/report_<method>.npz``.
+
+Every stage's file is written atomically when the stage ends; a stage whose file exists is never run
+again, so a study killed at any point restarts where it stopped and loses at most the stage it was in.
+``<panel>/plan.json`` holds what the files were computed under (panel, design); a folder holding a
+different plan is refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from jnigt.experiments import tuning
+from jnigt.experiments.panels import Panel
+from jnigt.experiments.sweep import GridRuns
+
+#: The paper's momentum grid (the eta of docs/algorithms.md#nigt).
+PAPER_MOMENTA = (0.001, 0.01, 0.1)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyDesign:
+    """Seeds, evaluation and grid of the study (the same for every method of a panel).
+
+    ``learning_rates`` is the initial alpha grid (log-spaced, ascending); an edge choice extends it by
+    one step of the grid's own ratio. ``eval_episodes`` and ``grid_points`` override the panel's.
+    ``runs_per_call``: every call of a method's compiled program holds this many runs (the last call
+    padded), so each method compiles once for its tuning, extensions and report.
+    """
+
+    learning_rates: tuple[float, ...] = tuple(2.0**k for k in (-10, -8, -6, -4, -2))
+    momenta: tuple[float, ...] = PAPER_MOMENTA
+    batch_size: int = 20
+    tune_seeds: int = 3
+    report_seeds: int = 10
+    pool_seeds: int = 20
+    eval_episodes: int = 16
+    grid_points: int = 25
+    max_extensions: int = 2
+    runs_per_call: int = 10
+
+    def __post_init__(self):
+        lr = self.learning_rates
+        if len(lr) < 2 or any(b <= a for a, b in zip(lr, lr[1:])) or lr[0] <= 0:
+            raise ValueError(f"learning_rates: must be >= 2 ascending positive values (got {lr!r})")
+        if self.pool_seeds < 2 * self.report_seeds:
+            raise ValueError(
+                f"pool_seeds: must be >= 2 x report_seeds = {2 * self.report_seeds} (got {self.pool_seeds})"
+            )
+        tuning.TuningGrid(lr, self.momenta, (self.batch_size,), self.tune_seeds, self.pool_seeds)
+
+    def seeds_for(self, method: str, reference: str) -> np.ndarray:
+        """Report seeds of ``method``: the pool for the reference, the first ``report_seeds`` otherwise."""
+        k = self.pool_seeds if method == reference else self.report_seeds
+        return tuning.REPORT_SEED_OFFSET + np.arange(k)
+
+
+def panel_for_study(panel: Panel, design: StudyDesign) -> Panel:
+    """``panel`` with the design's evaluation episodes and grid points."""
+    return dataclasses.replace(panel, eval_episodes=design.eval_episodes, grid_points=design.grid_points)
+
+
+# ------------------------------------------------------------------------------------------- files
+def _atomic_write(path: str, write: Callable[[str], None]) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    write(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def save_runs(path: str, runs: GridRuns) -> str:
+    """``runs`` as one .npz (every field; written atomically)."""
+    fields = {f.name: getattr(runs, f.name) for f in dataclasses.fields(runs)}
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in fields.items()})
+
+    return _atomic_write(path, write)
+
+
+def load_runs(path: str) -> GridRuns:
+    with np.load(path) as z:
+        kw = {f.name: z[f.name] for f in dataclasses.fields(GridRuns) if f.name in z.files}
+    kw["method"], kw["batch_size"] = str(kw["method"]), int(kw["batch_size"])
+    return GridRuns(**kw)
+
+
+def save_json(path: str, obj) -> str:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1, allow_nan=False, default=float)
+
+    return _atomic_write(path, write)
+
+
+def _plan(panel: Panel, design: StudyDesign) -> dict:
+    p = dataclasses.asdict(panel)
+    p["grid"] = None if panel.grid is None else dataclasses.asdict(panel.grid)
+    return json.loads(json.dumps(dict(panel=p, design=dataclasses.asdict(design))))
+
+
+def claim_folder(folder: str, panel: Panel, design: StudyDesign) -> None:
+    """Write ``plan.json`` in a new folder; refuse a folder computed under another plan."""
+    path = os.path.join(folder, "plan.json")
+    plan = _plan(panel, design)
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        if old != plan:
+            raise ValueError(
+                f"out: {folder} holds a study of {panel.name} under another plan (panel or design "
+                "changed); pick a new --out or remove that folder"
+            )
+        return
+    save_json(path, plan)
+
+
+# ----------------------------------------------------------------------------------------- tuning
+def extend_alphas(alphas: Sequence[float], chosen: float) -> float | None:
+    """The alpha one grid step beyond the edge ``chosen`` sits on (ratio of the two nearest grid
+    values), or None when ``chosen`` is inside the grid."""
+    a = sorted(alphas)
+    if math.isclose(chosen, a[0], rel_tol=1e-9):
+        return a[0] * a[0] / a[1]
+    if math.isclose(chosen, a[-1], rel_tol=1e-9):
+        return a[-1] * a[-1] / a[-2]
+    return None
+
+
+def tune(run_point, panel: str, method: str, design: StudyDesign, times) -> tuple[dict, list[dict]]:
+    """Step 1 of the protocol for one method. ``run_point(alphas, etas, seeds)`` runs the flat lists of
+    runs and returns their GridRuns. Returns (the chosen row with its ``median_curve`` over the tuning
+    seeds, ``alphas_tried``, ``extensions``, ``alpha_on_edge``, ``eta_on_edge``; every grid row)."""
+    seeds = np.arange(design.tune_seeds)
+    rows: list[dict] = []
+    curves = {}
+
+    def run(alphas):
+        hp = [(a, e) for a in alphas for e in design.momenta]
+        runs = run_point(
+            np.repeat([a for a, _ in hp], seeds.size),
+            np.repeat([e for _, e in hp], seeds.size),
+            np.tile(seeds, len(hp)),
+        )
+        for a, e in hp:
+            y = runs.where(a, e).eval_return
+            curves[a, e] = np.median(y, axis=0)
+            rows.append(tuning.grid_row(panel, method, design.batch_size, a, e, times, y))
+
+    alphas = list(design.learning_rates)
+    run(alphas)
+    extensions = 0
+    while True:
+        best = tuning.select(rows)[method]
+        beyond = extend_alphas(alphas, best["learning_rate"])
+        if beyond is None or extensions >= design.max_extensions:
+            break
+        alphas.append(beyond)
+        run([beyond])
+        extensions += 1
+        for r in rows:
+            r["chosen"] = False
+    chosen = dict(
+        best,
+        median_curve=[float(x) for x in curves[best["learning_rate"], best["momentum"]]],
+        alphas_tried=sorted(alphas),
+        extensions=extensions,
+        alpha_on_edge=extend_alphas(alphas, best["learning_rate"]) is not None,
+        eta_on_edge=best["momentum"] in (min(design.momenta), max(design.momenta)),
+    )
+    return chosen, rows
+
+
+# ------------------------------------------------------------------------------------------ stages
+@dataclasses.dataclass
+class PanelFiles:
+    folder: str
+
+    def tune_csv(self, method):
+        return os.path.join(self.folder, f"tune_{method}.csv")
+
+    def chosen(self, method):
+        return os.path.join(self.folder, f"chosen_{method}.json")
+
+    def report(self, method):
+        return os.path.join(self.folder, f"report_{method}.npz")
+
+
+def run_panel_study(
+    panel: Panel,
+    design: StudyDesign,
+    out_dir: str,
+    make_runner: Callable[[str], object],
+    times,
+    log=print,
+    report: bool = True,
+) -> dict[str, GridRuns]:
+    """Stages 1-2 of every method of ``panel`` into ``out_dir/<panel>/``; finished stages are read back,
+    never recomputed. ``make_runner(method)`` gives the method's EqualTimeRunner at the design's batch
+    size (compiled lazily: a panel whose stages are all done compiles nothing). ``report=False`` runs
+    stage 1 only (the pilot). Returns the report runs by method."""
+    files = PanelFiles(os.path.join(out_dir, panel.name))
+    claim_folder(files.folder, panel, design)
+    runners: dict[str, object] = {}
+
+    def runner(m):
+        if m not in runners:
+            runners[m] = make_runner(m)
+        return runners[m]
+
+    out = {}
+    for m in panel.methods:
+        if os.path.exists(files.chosen(m)):
+            with open(files.chosen(m)) as f:
+                chosen = json.load(f)
+        else:
+
+            def run_point(alphas, etas, seeds, m=m):
+                return runner(m).run_chunked(seeds, alphas, etas, times, runs_per_call=design.runs_per_call)
+
+            chosen, rows = tune(run_point, panel.name, m, design, times)
+            tuning.write_table(files.tune_csv(m), rows)
+            save_json(files.chosen(m), chosen)
+            log(
+                f"  {panel.name} {m}: alpha={chosen['learning_rate']:g} eta={chosen['momentum']:g} "
+                f"(extensions {chosen['extensions']}, alpha on edge {chosen['alpha_on_edge']}, "
+                f"eta on edge {chosen['eta_on_edge']})"
+            )
+        if not report:
+            continue
+        if os.path.exists(files.report(m)):
+            out[m] = load_runs(files.report(m))
+            continue
+        seeds = design.seeds_for(m, panel.reference)
+        runs = runner(m).run_chunked(
+            seeds, chosen["learning_rate"], chosen["momentum"], times, runs_per_call=design.runs_per_call
+        )
+        save_runs(files.report(m), runs)
+        out[m] = runs
+        log(f"  {panel.name} {m}: {seeds.size} report runs done")
+    return out
+
+
+# ------------------------------------------------------------------------------- the pilot's rules
+#: A median curve has settled by grid time t_J when, over the last ``SETTLE_WINDOW`` of [0, t_J], it
+#: moves by less than ``SETTLE_TOLERANCE`` of its range over [0, t_J].
+SETTLE_WINDOW = 0.2
+SETTLE_TOLERANCE = 0.05
+
+
+def settled(median) -> bool:
+    """Whether a median curve (on an equally spaced grid from 0) changes by less than
+    ``SETTLE_TOLERANCE`` of its range over its last ``SETTLE_WINDOW`` of grid points."""
+    y = np.asarray(median, float)
+    if y.size < 2 or not np.all(np.isfinite(y)):
+        return False
+    span = np.max(y) - np.min(y)
+    tail = y[int(np.floor((1 - SETTLE_WINDOW) * (y.size - 1))) :]
+    return bool(np.max(tail) - np.min(tail) < SETTLE_TOLERANCE * span) if span > 0 else True
+
+
+def run_length(times, medians: dict[str, np.ndarray], threshold: float) -> dict:
+    """The pilot's choice of T_end from each method's best median curve on a long grid ``times``
+    (equally spaced from 0): the smallest grid time t_J at which the median of SOME method has crossed
+    ``threshold`` and, cut at t_J, has settled (:func:`settled`). Returns ``dict(t_end, method, index)``;
+    ``t_end`` is None (the panel is too short to decide at this budget) when no method's median
+    crosses and settles on the grid."""
+    t = np.asarray(times, float)
+    best = None
+    for m, med in medians.items():
+        med = np.asarray(med, float)
+        hit = np.flatnonzero(med >= threshold)
+        if hit.size == 0:
+            continue
+        for j in range(max(int(hit[0]), 1), t.size):
+            if settled(med[: j + 1]):
+                if best is None or j < best[1]:
+                    best = (m, j)
+                break
+    if best is None:
+        return dict(t_end=None, method=None, index=None)
+    return dict(t_end=float(t[best[1]]), method=best[0], index=int(best[1]))
+
+
+def study_threshold(stated: float, initial_returns, plateau: float) -> dict:
+    """The threshold rule of the study, applied once per panel before its report runs.
+
+    ``stated`` = :func:`jnigt.experiments.stats.threshold` of the environment; ``initial_returns`` =
+    the evaluation return at t = 0 of every seed the study will run (report seeds included: their
+    initial policies are evaluated before training); ``plateau`` = the best pilot median's final value.
+    The stated value is kept when every initial return is below it and ``plateau`` reaches it.
+    Otherwise it is replaced, once, by the midpoint ``(max initial + plateau) / 2`` (above every initial
+    policy, below the best plateau). When ``plateau <= max initial`` nothing learnt in the pilot and
+    the threshold is None (the panel is reported as not learning). Returns ``dict(threshold, rule)``."""
+    r0 = float(np.max(np.asarray(initial_returns, float)))
+    if r0 < stated <= plateau:
+        return dict(threshold=float(stated), rule="stated")
+    if not plateau > r0:
+        return dict(
+            threshold=None, rule=f"no learning: best pilot plateau {plateau:.4g} <= max initial {r0:.4g}"
+        )
+    why = "met at t = 0 by an initial policy" if r0 >= stated else "not reached by any pilot median"
+    return dict(threshold=0.5 * (r0 + plateau), rule=f"midpoint: stated {stated:.4g} {why}")
+
+
+def initial_returns(trainer, seeds) -> np.ndarray:
+    """Evaluation return at t = 0 (grid point 0's evaluation keys) of the initial policy of each seed,
+    as the equal-time runner records it, without training: one small vmapped program."""
+    import jax
+
+    from jnigt.experiments.sweep import eval_key
+
+    def one(seed):
+        return trainer.evaluate(trainer.init(seed), eval_key(seed, 0))
+
+    return np.asarray(jax.jit(jax.vmap(one))(np.asarray(seeds, np.int32)), float)
+
+
+def pilot_panel(
+    panel: Panel,
+    design: StudyDesign,
+    out_dir: str,
+    make_runner: Callable[[str], object],
+    times,
+    stated_threshold: float,
+    round_time: float,
+    log=print,
+) -> dict:
+    """The pilot of one panel on a long grid ``times``: stage 1 (tune) of every method, then the
+    threshold rule (:func:`study_threshold`, on the initial returns of the tuning seeds and of the whole
+    report pool) and the run length (:func:`run_length`) from each method's chosen median. Writes (and
+    on a rerun reads back) ``<out_dir>/<panel>/pilot.json``: threshold, rule, t_end, rounds (T_end in
+    reference first-round times, rounded up), per method the chosen point and its median curve."""
+    path = os.path.join(out_dir, panel.name, "pilot.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    run_panel_study(panel, design, out_dir, make_runner, times, log, report=False)
+    files = PanelFiles(os.path.join(out_dir, panel.name))
+    chosen = {}
+    for m in panel.methods:
+        with open(files.chosen(m)) as f:
+            chosen[m] = json.load(f)
+    medians = {m: np.asarray(c["median_curve"]) for m, c in chosen.items()}
+    seeds = np.concatenate([np.arange(design.tune_seeds), design.seeds_for(panel.reference, panel.reference)])
+    init = initial_returns(make_runner(panel.reference).trainer, seeds)
+    plateau = max(float(v[-1]) for v in medians.values())
+    thr = study_threshold(stated_threshold, init, plateau)
+    length = run_length(times, medians, thr["threshold"]) if thr["threshold"] is not None else {}
+    t_end = length.get("t_end")
+    out = dict(
+        panel=panel.name,
+        t_pilot=float(times[-1]),
+        max_initial_return=float(np.max(init)),
+        **thr,
+        t_end=t_end,
+        rounds=None if t_end is None else int(math.ceil(t_end / round_time)),
+        settled_method=length.get("method"),
+        chosen={m: {k: chosen[m][k] for k in ("learning_rate", "momentum", "score")} for m in panel.methods},
+        medians={m: [float(x) for x in v] for m, v in medians.items()},
+        times=[float(x) for x in times],
+    )
+    save_json(path, out)
+    log(f"  pilot {panel.name}: threshold {thr['threshold']} ({thr['rule']}), rounds {out['rounds']}")
+    return out
+
+
+# ------------------------------------------------------------------------------------------ driver
+def _runner_factory(panel: Panel, design: StudyDesign, fast_compile: bool):
+    from jnigt.experiments import compare
+    from jnigt.experiments.sweep import EqualTimeRunner
+
+    env = compare.make_env(panel)
+    cache: dict[str, object] = {}
+
+    def make_runner(method):
+        if method not in cache:
+            trainer = compare.make_trainer(panel, method, design.batch_size, env=env)
+            cache[method] = EqualTimeRunner(trainer, fast_compile=fast_compile)
+        return cache[method]
+
+    return make_runner
+
+
+def pilot(
+    panels: Sequence[Panel],
+    design: StudyDesign,
+    out_dir: str,
+    pilot_factor: float,
+    log=print,
+    fast_compile: bool = False,
+) -> dict[str, dict]:
+    """The pilot of every panel: T_pilot = ``pilot_factor`` x the panel's ``rounds`` reference rounds;
+    files in ``<out_dir>/<panel>/``. Returns each panel's pilot.json."""
+    from jnigt.experiments import compare, stats
+    from jnigt.experiments.sweep import time_grid
+
+    out = {}
+    for p in panels:
+        p = panel_for_study(p, design)
+        make_runner = _runner_factory(p, design, fast_compile)
+        round_time = compare.end_time(make_runner(p.reference).trainer, 1)
+        times = time_grid(round_time * p.rounds * pilot_factor, design.grid_points)
+        stated = stats.threshold(p.env, p.horizon)
+        out[p.name] = pilot_panel(p, design, out_dir, make_runner, times, stated, round_time, log)
+    return out
+
+
+def study(
+    panels: Sequence[Panel],
+    design: StudyDesign,
+    out_dir: str,
+    plans: dict[str, dict],
+    log=print,
+    fast_compile: bool = False,
+) -> dict[str, dict]:
+    """Stages 1-2 of every panel at the run length and threshold its pilot fixed (``plans[name]``: a
+    pilot.json). A panel whose pilot found no run length is skipped as "too short to decide". Returns
+    per panel ``dict(panel, threshold, times, report)`` (report: GridRuns by method) or ``dict(skipped)``."""
+    from jnigt.experiments import compare
+    from jnigt.experiments.sweep import time_grid
+
+    out = {}
+    for p in panels:
+        plan = plans[p.name]
+        if plan.get("rounds") is None:
+            out[p.name] = dict(skipped=f"too short to decide: {plan.get('rule')}; pilot t_end None")
+            log(f"  {p.name}: {out[p.name]['skipped']}")
+            continue
+        p = dataclasses.replace(panel_for_study(p, design), rounds=int(plan["rounds"]))
+        make_runner = _runner_factory(p, design, fast_compile)
+        times = time_grid(compare.end_time(make_runner(p.reference).trainer, p.rounds), design.grid_points)
+        report = run_panel_study(p, design, out_dir, make_runner, times, log)
+        out[p.name] = dict(panel=p, threshold=plan["threshold"], times=times, report=report)
+    return out

@@ -1,0 +1,100 @@
+"""The convergence study's protocol (jnigt.experiments.study): the pilot's rules on constructed curves, the
+alpha-bracket extension, and a tiny study that resumes after a kill without recomputing finished stages."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from jnigt.experiments import panels, study
+
+TINY = study.StudyDesign(
+    learning_rates=(2.0**-6, 2.0**-2),
+    momenta=(0.1,),
+    batch_size=4,
+    tune_seeds=1,
+    report_seeds=2,
+    pool_seeds=4,
+    eval_episodes=2,
+    grid_points=4,
+    max_extensions=1,
+    runs_per_call=4,
+)
+
+
+def test_settled_and_run_length_on_constructed_curves():
+    t = np.linspace(0, 10, 11)
+    rising = np.minimum(t, 5.0)  # crosses 3 at t = 3, flat from t = 5
+    assert study.settled(rising[:11]) and not study.settled(rising[:6])
+    got = study.run_length(t, {"slow": 0.5 * rising, "fast": rising}, threshold=3.0)
+    # cut at t_J, the last 20% of the grid must move < 5% of the range: first at J = 7 (points 5..7 flat)
+    assert got == dict(t_end=7.0, method="fast", index=7)
+    assert study.run_length(t, {"a": rising}, threshold=6.0)["t_end"] is None  # never crosses
+    assert study.run_length(t, {"a": t}, threshold=3.0)["t_end"] is None  # crosses, never settles
+    assert not study.settled([0.0, np.nan, 1.0])
+
+
+def test_threshold_rule_keeps_the_stated_value_or_takes_the_midpoint_once():
+    assert study.study_threshold(80.0, [10, 20, 30], 95.0) == dict(threshold=80.0, rule="stated")
+    met = study.study_threshold(80.0, [10, 85, 30], 95.0)
+    assert met["threshold"] == 90.0 and "met at t = 0" in met["rule"]
+    unreached = study.study_threshold(80.0, [10, 20], 60.0)
+    assert unreached["threshold"] == 40.0 and "not reached" in unreached["rule"]
+    assert study.study_threshold(80.0, [10, 50], 40.0)["threshold"] is None
+
+
+def test_alpha_on_an_edge_extends_the_grid_by_one_step():
+    assert study.extend_alphas([0.25, 0.5, 1.0], 1.0) == 2.0
+    assert study.extend_alphas([0.25, 0.5, 1.0], 0.25) == 0.125
+    assert study.extend_alphas([0.25, 0.5, 1.0], 0.5) is None
+
+
+def test_tune_extends_an_edge_choice_and_records_it():
+    from jnigt.experiments.sweep import GridRuns
+
+    times = np.linspace(0, 1, 4)
+
+    def run_point(alphas, etas, seeds):  # return grows with alpha: the top edge always wins
+        k = len(seeds)
+        y = np.outer(np.asarray(alphas), times)
+        z = np.zeros((k, times.size))
+        return GridRuns(
+            "m", 4, times, np.asarray(seeds), np.asarray(alphas), np.asarray(etas), y, z, z, z, z, z[:, 0]
+        )
+
+    chosen, rows = study.tune(run_point, "p", "m", TINY, times)
+    assert chosen["learning_rate"] == 4.0 and chosen["extensions"] == 1 and chosen["alpha_on_edge"]
+    assert chosen["eta_on_edge"] and chosen["alphas_tried"] == [2.0**-6, 0.25, 4.0]  # ratio 16
+    assert len(rows) == 3 and sum(r["chosen"] for r in rows) == 1
+    np.testing.assert_allclose(chosen["median_curve"], 4.0 * times)
+
+
+def test_design_refuses_a_pool_too_small_for_the_aa_halves():
+    with pytest.raises(ValueError, match="pool_seeds: must be >= 2 x report_seeds"):
+        study.StudyDesign(report_seeds=10, pool_seeds=12)
+
+
+def test_tiny_study_resumes_after_a_kill_without_recomputing(tmp_path):
+    panel = panels.panels_for("tiny")["main_b"]
+    out = str(tmp_path)
+    plans = {panel.name: dict(rounds=3, threshold=1.0)}
+    first = study.study([panel], TINY, out, plans, log=lambda *a: None, fast_compile=True)[panel.name]
+    rep = first["report"]
+    assert set(rep) == set(panel.methods)
+    assert rep["rennala"].seeds.tolist() == [1000, 1001, 1002, 1003]  # the reference's A/A pool
+    assert rep["afedpg"].seeds.tolist() == [1000, 1001]  # paired by seed with the pool's first half
+    folder = os.path.join(out, panel.name)
+    # a kill during AFedPG's report: its file is missing, the others are kept and never recomputed
+    os.remove(os.path.join(folder, "report_afedpg.npz"))
+    stamps = {f: os.stat(os.path.join(folder, f)).st_mtime_ns for f in os.listdir(folder)}
+    again = study.study([panel], TINY, out, plans, log=lambda *a: None, fast_compile=True)[panel.name]
+    for f, ns in stamps.items():
+        assert os.stat(os.path.join(folder, f)).st_mtime_ns == ns, f
+    for m in panel.methods:
+        np.testing.assert_array_equal(again["report"][m].eval_return, rep[m].eval_return)
+    with open(os.path.join(folder, "chosen_rennala.json")) as f:
+        assert json.load(f)["alphas_tried"][0] <= 2.0**-6
+    # the same folder under another design is refused, not mixed
+    with pytest.raises(ValueError, match="under another plan"):
+        study.study([panel], study.StudyDesign(**{**TINY.__dict__, "tune_seeds": 2}), out, plans)
