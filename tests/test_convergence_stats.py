@@ -118,6 +118,14 @@ def test_holm_on_known_pvalues():
     np.testing.assert_allclose(cs.holm([0.5, 0.001]), [0.5, 0.002])
     np.testing.assert_allclose(cs.holm([0.6, 0.7]), [1.0, 1.0])
     np.testing.assert_allclose(cs.holm([0.02]), [0.02])
+    # two baselines at 2.5%: 2^-7 = 0.0078 < 0.0125 <= 2^-6
+    assert cs.min_pairs(2) == 7 and cs.min_pairs(1) == 6
+    r, b = _wins_but_one(7, n=10)
+    n6 = {k: c.take(slice(0, 6)) for k, c in (("r", r), ("b", b))}  # 6 pairs all won: p = 1/64
+    assert (
+        cs.decide("best", {"ref": n6["r"], "b1": n6["b"], "b2": n6["b"]}).verdict == "no difference detected"
+    )
+    assert cs.decide("best", {"ref": n6["r"], "b1": n6["b"]}).verdict == "holds"
 
 
 def _wins_but_one(loss_rank: int, n: int = 10) -> tuple:

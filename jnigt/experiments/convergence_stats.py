@@ -39,6 +39,9 @@ The test is exact whatever the correlation within pairs; a positive one only add
 
 For identical methods a "best" verdict is false when it says holds or does not hold, an "alike" one
 when it says does not hold; both are at most ``2 ALPHA = 5%`` by construction (Holm, exact tests).
+An exact test on n pairs cannot give a p-value below 2^-n, so a verdict other than "no difference
+detected" needs at least :func:`min_pairs` informative pairs (7 for two baselines at ALPHA; 5 seeds
+can never decide).
 :func:`aa_calibration` measures the rate. The final return and the area under the curve are
 secondary statistics only (:func:`secondary_scores`, :func:`iqm`, :func:`improvement_probability`,
 rliable); :func:`km_table` gives the Kaplan-Meier curve of the time to threshold (lifelines);
@@ -180,6 +183,12 @@ def paired_rank_test(a: Censored, b: Censored, seed: int = 0) -> RankTest:
     pf, ps = _flip_pvalues(v[None], seed)
     wins, losses = int(np.sum(s > 0)), int(np.sum(s < 0))
     return RankTest(wins, losses, len(a) - wins - losses, float(v.sum()), float(pf[0]), float(ps[0]))
+
+
+def min_pairs(num_tests: int = 1, alpha: float = ALPHA) -> int:
+    """The fewest informative pairs with which Holm over ``num_tests`` tests can reject all of them:
+    the smallest exact p-value is 2^-n, and Holm's first step needs it below ``alpha / num_tests``."""
+    return math.floor(math.log2(num_tests / alpha)) + 1
 
 
 def holm(pvalues) -> np.ndarray:
