@@ -19,9 +19,10 @@ reach first (a reaches, before b reaches or no later than b's censoring time), `
 a nonzero score are weighted by the rank (ties averaged) of ``|log t_a - log t_b|``; the statistic is
 ``S = sum score * rank``, a signed-rank statistic for censored pairs. Under H0 "both methods have the
 same distribution given the seed", the two runs of a pair are exchangeable; swapping them negates the
-score and keeps the rank, so the null distribution of ``S`` is that of the random sign flips
-(``scipy.stats.permutation_test``, ``permutation_type="samples"``): exact up to :data:`EXACT_PAIRS`
-pairs, above that a seeded Monte Carlo of :data:`MONTE_CARLO_FLIPS` flips (still a valid p-value).
+score and keeps the rank, so the null distribution of ``S`` is that of the random sign flips (the
+p-values of ``scipy.stats.permutation_test(..., permutation_type="samples")``, for many samples at
+once): exact up to :data:`EXACT_PAIRS` pairs, above that a seeded Monte Carlo of
+:data:`MONTE_CARLO_FLIPS` flips (still a valid p-value).
 The test is exact whatever the correlation within pairs; a positive one only adds power.
 
 **Verdicts** (:func:`decide`), at one-sided level :data:`ALPHA` per direction:
@@ -205,7 +206,8 @@ def holm(pvalues) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class Comparison:
     """One pair of :func:`decide`: ``method`` against ``other``; ``ratio`` = median time of ``method`` /
-    median time of ``other`` with its paired bootstrap interval; ``*_holm``: Holm-adjusted p-values."""
+    median time of ``other`` with its paired bootstrap ``1 - 2 alpha`` interval (95% at ALPHA; the one
+    the equivalence check uses); ``*_holm``: Holm-adjusted p-values."""
 
     method: str
     other: str
