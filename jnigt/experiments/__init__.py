@@ -7,6 +7,7 @@ and the paper's panels. See docs/algorithms.md#experiments.
 | ``compare`` | ``run_panel`` (tune per method, report on fresh seeds, files), ``run_sweep`` |
 | ``tuning`` | ``TuningGrid``, ``GRIDS``, the selection criterion, grid table and chosen values |
 | ``stats`` | ``THRESHOLDS``, median band, time to threshold, bootstrap ratio, returns at equal times |
+| ``convergence_stats`` | censored time to threshold, paired rank test, Holm, verdicts, A/A calibration, KM, rliable |
 | ``panels`` | ``Panel``, ``panels_for(size)`` for tiny / cpu / full |
 | ``crosscheck`` | predicted (``jnigt.theory.round_time``) against measured time per round, ``<panel>_theory.csv`` |
 | ``cache`` | ``enable_compilation_cache`` (JAX persistent cache, on by default in the entry points) |

@@ -110,48 +110,65 @@ def time_to_threshold(times, y, thr: float) -> np.ndarray:
 def median_inf(values: Sequence[float]) -> float:
     """Median that keeps ``inf`` honest: ``inf`` when at least half of the values are ``inf``
     (the median of an even count is the mean of the middle pair, ``inf`` if either is)."""
-    v = np.sort(np.asarray(values, float))
-    if v.size == 0:
-        return math.nan
-    if v.size % 2:
-        return float(v[v.size // 2])
-    lo, hi = v[v.size // 2 - 1], v[v.size // 2]
-    return math.inf if math.isinf(hi) else float(0.5 * (lo + hi))
+    v = np.asarray(values, float).ravel()
+    return math.nan if v.size == 0 else float(_median_inf_rows(v[None])[0])
+
+
+def _median_inf_rows(v: np.ndarray) -> np.ndarray:
+    """:func:`median_inf` of each row of ``v [R, K]`` (K >= 1) -> ``[R]``."""
+    v = np.sort(v, axis=1)
+    k = v.shape[1]
+    if k % 2:
+        return v[:, k // 2]
+    lo, hi = v[:, k // 2 - 1], v[:, k // 2]
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isinf(hi), np.inf, 0.5 * (lo + hi))
 
 
 def ttt_ratio(ref: float, other: float) -> float:
     """``ref / other`` for times to threshold (< 1: the reference is faster). Only the reference reaches
     it: 0; only ``other``: inf; neither (or both at time 0): nan."""
-    if math.isinf(ref) and math.isinf(other):
-        return math.nan
-    if math.isinf(ref):
-        return math.inf
-    if math.isinf(other):
-        return 0.0
-    if other == 0.0:
-        return math.nan if ref == 0.0 else math.inf
-    return ref / other
+    return float(_ratio(np.float64(ref), np.float64(other)))
+
+
+def _ratio(ref: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """:func:`ttt_ratio` elementwise."""
+    ri, oi = np.isinf(ref), np.isinf(other)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plain = ref / other
+    return np.select(
+        [ri & oi, ri, oi, (other == 0) & (ref == 0), other == 0],
+        [np.nan, np.inf, 0.0, np.nan, np.inf],
+        plain,
+    )
 
 
 def bootstrap_ratio(
     ref_ttt, other_ttt, level: float = 0.9, num_resamples: int = 2000, seed: int = 0
 ) -> tuple[float, float, float]:
     """Ratio of median times to threshold ``median(ref) / median(other)`` (see :func:`ttt_ratio`) with a
-    bootstrap ``level`` interval: seeds resampled with replacement, independently per method (the runs
-    of two methods are independent), ``numpy.random.default_rng(seed)``; interval = the
-    ``(1 - level)/2`` and ``(1 + level)/2`` quantiles (inverted CDF, so ``inf`` and 0 stay exact) of the
-    resampled ratios that are not NaN. Returns ``(estimate, low, high)``.
+    PAIRED bootstrap ``level`` interval. Returns ``(estimate, low, high)``.
+
+    ``ref_ttt[k]`` and ``other_ttt[k]`` must be the runs of the two methods at the same seed k: runs of
+    different methods at one seed share the initial parameters and the evaluation keys, so they are
+    dependent, and the unit that is independent (and resampled) is the seed. Each resample draws K seed
+    indices with replacement (``numpy.random.default_rng(seed)``) and takes both methods' runs at those
+    seeds; resampling the methods independently would ignore the dependence and, with the positive
+    correlation a shared start gives, widen the interval (docs/algorithms.md#experiments). Interval =
+    the ``(1 - level)/2`` and ``(1 + level)/2`` quantiles (inverted CDF, so ``inf`` and 0 stay exact)
+    of the resampled ratios that are not NaN.
     """
     ref, other = np.asarray(ref_ttt, float).ravel(), np.asarray(other_ttt, float).ravel()
-    if ref.size == 0 or other.size == 0:
-        raise ValueError("ref_ttt and other_ttt need at least one run each")
+    if ref.size == 0 or ref.size != other.size:
+        raise ValueError(
+            f"ref_ttt and other_ttt must hold one run per seed of the same seeds (paired), got "
+            f"{ref.size} and {other.size} runs"
+        )
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     est = ttt_ratio(median_inf(ref), median_inf(other))
-    rng = np.random.default_rng(seed)
-    ri = rng.integers(0, ref.size, (num_resamples, ref.size))
-    oi = rng.integers(0, other.size, (num_resamples, other.size))
-    samples = np.array([ttt_ratio(median_inf(ref[a]), median_inf(other[b])) for a, b in zip(ri, oi)])
+    idx = np.random.default_rng(seed).integers(0, ref.size, (num_resamples, ref.size))
+    samples = _ratio(_median_inf_rows(ref[idx]), _median_inf_rows(other[idx]))
     samples = samples[~np.isnan(samples)]
     if samples.size == 0:
         return est, math.nan, math.nan
