@@ -19,8 +19,8 @@ How a Playground env maps onto jnigt's rollout (``jnigt.gradients.gpomdp.rollout
   task has 1; one jnigt step is one control step of ``dt = ctrl_dt``).
 - Observations must be flat arrays (``observation_size`` an int); dict observations (``vision``) are refused.
 
-``backend`` selects MJX's implementation: ``"jax"`` (default: pure JAX, fast on a CPU and silent) or
-``"warp"`` (Playground's own default, MuJoCo Warp kernels: much slower on a CPU; meant for a GPU). Warp's
+``backend`` selects MJX's implementation: ``"jax"`` (default: MJX in pure JAX, no Warp messages, faster than
+Warp on a CPU) or ``"warp"`` (Playground's own default: MuJoCo Warp kernels, meant for a GPU). Warp's
 banner and module-load messages are silenced (``warp.config.log_level``) when jnigt builds a Warp env.
 
 Per-agent physics: with ``backend="jax"`` the MJX model is a pytree of JAX arrays, so
@@ -163,13 +163,23 @@ def make_playground_env(name: str, backend: str | None = None, **config_override
             f"env: unknown playground env {task!r}; allowed (DM Control Suite, no asset download): "
             f"{', '.join(names)}"
         )
+    from mujoco_playground import registry
+
+    settings = registry.get_default_config(task)
+    for key in config_overrides:
+        if key.split(".")[0] not in settings:
+            raise ValueError(
+                f"{key}: not a setting of {name}; settings: {', '.join(sorted(settings.keys()))}"
+            )
+    if config_overrides.get("vision"):
+        raise ValueError(
+            "vision: pixel (dict) observations are not supported; jnigt's policies take flat arrays"
+        )
     impl = backend or DEFAULT_IMPL
     if impl == "warp":
         import warp
 
         # Warp's banner and its line per kernel module loaded are INFO messages; warnings stay on
         warp.config.log_level = max(warp.config.log_level, warp.LOG_WARNING)
-    from mujoco_playground import registry
-
     env = registry.load(task, config_overrides={**config_overrides, "impl": impl})
     return PlaygroundEnv(env, name=name)

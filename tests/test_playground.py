@@ -37,6 +37,12 @@ def test_bad_names_backends_and_missing_package_are_one_line(monkeypatch):
         jnigt_envs.make_env(NAME, backend="spring")
     with pytest.raises(ValueError, match="^impl: set the MJX implementation with backend="):
         jnigt_envs.make_env(NAME, impl="warp")
+    with pytest.raises(
+        ValueError, match=r"^episode_lenght: not a setting of playground:CartpoleBalance; settings: .*"
+    ):
+        jnigt_envs.make_env(NAME, episode_lenght=3)
+    with pytest.raises(ValueError, match="^vision: pixel"):
+        jnigt_envs.make_env(NAME, vision=True)
     with pytest.raises(ValueError, match="^action_repeat: only 1"):
         jnigt_envs.make_env(NAME, action_repeat=2)
     with pytest.raises(ValueError, match=r"or playground:<DM Control Suite env>"):
