@@ -1,4 +1,5 @@
-"""Environment registry: brax's classic envs, our LQR, brax's toy 'fast' env, and 'mirrored_<name>'."""
+"""Environment registry: brax's classic envs, our LQR, brax's toy 'fast' env, 'mirrored_<name>', and
+'playground:<name>' (MuJoCo Playground's DM Control Suite, an optional extra: envs/playground.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from brax.envs.base import Env
 
 from .heterogeneous import MirroredObservation
 from .lqr import LQR
+from .playground import PREFIX as PLAYGROUND_PREFIX
+from .playground import make_playground_env
 
 BRAX_ENV_NAMES = (
     "ant",
@@ -33,9 +36,15 @@ def make_env(name: str, backend: str | None = None, **kwargs: Any) -> Env:
     backend: one of BACKENDS for the brax physics envs (None -> 'spring'); ignored by 'lqr' and 'fast'.
     kwargs go to the env constructor (LQR(**kwargs) or brax.envs.get_environment(name, backend=..., **kwargs)).
     'mirrored_<name>' wraps <name> in MirroredObservation (agent 0 sees (s, 0), agent 1 sees (-s, 1)).
+    'playground:<name>': jnigt_envs.playground.make_playground_env (backend: MJX impl 'jax' | 'warp').
     """
+    if isinstance(name, str) and name.startswith(PLAYGROUND_PREFIX):
+        return make_playground_env(name, backend=backend, **kwargs)
     if not isinstance(name, str) or name not in ENV_NAMES:
-        raise ValueError(f"unknown env name {name!r}; valid names: {', '.join(ENV_NAMES)}")
+        raise ValueError(
+            f"unknown env name {name!r}; valid names: {', '.join(ENV_NAMES)}, "
+            f"or {PLAYGROUND_PREFIX}<DM Control Suite env> (e.g. {PLAYGROUND_PREFIX}CartpoleBalance)"
+        )
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
     if name.startswith("mirrored_"):

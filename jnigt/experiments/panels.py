@@ -21,6 +21,7 @@ inverted_pendulum, because humanoid is far too slow on a CPU; at ``tiny`` brax's
 | physics | hopper (cpu/full), inverted_pendulum (tiny) with per-agent physics | 10 | (b) | Malenia NIGT, AFedPG, Synchronized NIGT |
 | main_c_trajectory | <main> | 10 | (c), time unit "trajectory" | Rennala NIGT, Synchronized NIGT, AFedPG |
 | humanoid_c (size cpu only) | humanoid, H = 50, 20 rounds, own small grid | 10 | (c) | same as main_c |
+| playground_c (size full only) | playground:CartpoleSwingup (MuJoCo Playground, MJX) | 10 | (c) | same as main_c |
 
 At size ``cpu`` two panels differ from the others (the same for every method of the panel, stated in their
 notes and in the table's gamma and rounds columns): ``reacher_c`` runs with discount gamma = 0.9, 100 rounds and
@@ -37,7 +38,8 @@ Expected run time (``jnigt reproduce``): ``tiny`` about 1-5 minutes on a CPU; ``
 in 43 min 29 s on 2 CPU cores (measured from an empty compilation cache, with the test suite beside it
 for 20 minutes; docs/results/equal_time.md; 102-344 s per panel, ``humanoid_c`` 342 s, see
 :data:`HUMANOID_CPU`); ``full`` on one GPU:
-about 10 hours per n = 10 panel (n100_c 22 h, n100_a 36 h), about 7 days for all 12 -- estimated, not
+about 10 hours per n = 10 panel (n100_c 22 h, n100_a 36 h), about 7 days for the 12 brax panels (the 13th,
+``playground_c``, another 7.1e9 env steps, about 10 h at the same assumed rate) -- estimated, not
 measured (``scripts/estimate_full_run.py``): about 7e9 env steps per n = 10 panel
 (:func:`jnigt.experiments.crosscheck.planned_env_steps`: the rounds :func:`jnigt.theory.round_time`
 predicts by T_end x trajectories per round x H = 1000 x the runs of the full grid, 10 alphas x 3 etas x
@@ -180,6 +182,16 @@ REACHER_CPU = dict(
 HETERO_CPU_ROUNDS = 90
 
 
+#: The MuJoCo Playground panel, size full only (the tiny and cpu sizes keep to brax's envs). DM Control Suite's
+#: cartpole swing-up (envs/playground.py): the pole starts hanging down, reward in [0, 1] per step; MJX's JAX
+#: implementation (backend None). Its threshold: jnigt.experiments.stats.THRESHOLDS.
+PLAYGROUND_ENV = "playground:CartpoleSwingup"
+PLAYGROUND_FULL = dict(
+    backend=None,
+    note="MuJoCo Playground (DM Control Suite) through MJX's JAX implementation; size full only",
+)
+
+
 def _env_for(size: str, env: str) -> str:
     return "fast" if size == "tiny" else env
 
@@ -292,6 +304,18 @@ def panels_for(size: str = "cpu") -> dict[str, Panel]:
             note=(main_note + "; " if main_note else "") + "h_i charged per gradient",
         )
     )
+    if size == "full":
+        out.append(
+            make(
+                "playground_c",
+                f"{PLAYGROUND_ENV}, n={s.n10}, (c)",
+                PLAYGROUND_ENV,
+                s.n10,
+                "c",
+                HOMOGENEOUS,
+                **PLAYGROUND_FULL,
+            )
+        )
     if size == "cpu":
         out.append(
             make(

@@ -29,6 +29,7 @@ import numpy as np
 #:   pusher: minus distances, ~ -1 per step at random -> -0.5.
 #:   fast (brax's toy env, reward grows with the distance travelled): 0.5.
 #:   lqr (minus quadratic cost): -1.0.
+#:   playground:CartpoleSwingup (DM Control reward in [0, 1], about 0.02 at random): 0.5 = up about half the time.
 #: ``mirrored_<env>`` uses the value of ``<env>``.
 THRESHOLDS: dict[str, float] = {
     "inverted_pendulum": 0.8,
@@ -42,6 +43,7 @@ THRESHOLDS: dict[str, float] = {
     "pusher": -0.5,
     "fast": 0.5,
     "lqr": -1.0,
+    "playground:CartpoleSwingup": 0.5,
 }
 
 
