@@ -14,12 +14,12 @@ TINY = study.StudyDesign(
     momenta=(0.1,),
     batch_size=4,
     tune_seeds=1,
-    report_seeds=2,
-    pool_seeds=4,
+    report_seeds=10,
+    pool_seeds=20,
     eval_episodes=2,
     grid_points=4,
     max_extensions=1,
-    runs_per_call=4,
+    runs_per_call=10,
 )
 
 
@@ -82,9 +82,20 @@ def test_tiny_study_resumes_after_a_kill_without_recomputing(tmp_path):
     first = study.study([panel], TINY, out, plans, log=lambda *a: None, fast_compile=True)[panel.name]
     rep = first["report"]
     assert set(rep) == set(panel.methods)
-    assert rep["rennala"].seeds.tolist() == [1000, 1001, 1002, 1003]  # the reference's A/A pool
-    assert rep["afedpg"].seeds.tolist() == [1000, 1001]  # paired by seed with the pool's first half
+    assert rep["rennala"].seeds.tolist() == list(range(1000, 1020))  # the reference's A/A pool
+    assert rep["afedpg"].seeds.tolist() == list(range(1000, 1010))  # paired by seed with its first half
+    res = first["result"]
+    assert (
+        res["verdict"] in ("holds", "does not hold", "no difference detected")
+        or "too short" in res["verdict"]
+    )
+    assert 0 <= res["aa_rate"] <= 1 and res["aa_splits"] >= 200
+    assert os.path.exists(os.path.join(out, "results.md")) and os.path.exists(
+        os.path.join(out, "main_b", "main_b.png")
+    )
     folder = os.path.join(out, panel.name)
+    for f in ("summary.csv", "curves.csv", "main_b.png"):
+        os.remove(os.path.join(folder, f))  # outputs of the analysis, rewritten from the stage files
     # a kill during AFedPG's report: its file is missing, the others are kept and never recomputed
     os.remove(os.path.join(folder, "report_afedpg.npz"))
     stamps = {f: os.stat(os.path.join(folder, f)).st_mtime_ns for f in os.listdir(folder)}
@@ -98,3 +109,43 @@ def test_tiny_study_resumes_after_a_kill_without_recomputing(tmp_path):
     # the same folder under another design is refused, not mixed
     with pytest.raises(ValueError, match="under another plan"):
         study.study([panel], study.StudyDesign(**{**TINY.__dict__, "tune_seeds": 2}), out, plans)
+
+
+def _synthetic_runs(method, seeds, reach_at, times):
+    from jnigt.experiments.sweep import GridRuns
+
+    y = np.clip(times[None, :] / reach_at[:, None], 0, 1.5)  # crosses 1.0 at reach_at
+    z = np.zeros_like(y)
+    k = len(seeds)
+    return GridRuns(
+        method, 20, times, np.asarray(seeds), np.full(k, 0.1), np.full(k, 0.1), y, z, z, z, z, z[:, 0]
+    )
+
+
+def test_analysis_of_a_panel_where_the_reference_is_clearly_faster(tmp_path):
+    panel = panels.panels_for("tiny")["main_b"]
+    design = study.StudyDesign()
+    times = np.linspace(0, 1, 25)
+    rng = np.random.default_rng(0)
+    seeds = 1000 + np.arange(20)
+    base = rng.uniform(0.3, 0.9, 20)  # per-seed difficulty shared by every method (the pairing)
+    report = {
+        "rennala": _synthetic_runs("rennala", seeds, 0.4 * base, times),
+        "synchronized": _synthetic_runs("synchronized", seeds[:10], base[:10], times),
+        "afedpg": _synthetic_runs("afedpg", seeds[:10], 1.1 * base[:10], times),
+    }
+    folder = tmp_path / panel.name
+    folder.mkdir()
+    for m in report:
+        chosen = dict(learning_rate=0.1, momentum=0.1, alpha_on_edge=False, eta_on_edge=True)
+        (folder / f"chosen_{m}.json").write_text(json.dumps(chosen))
+    res = study.analyze(panel, design, str(tmp_path), 1.0, times, report, ("best", "Rennala NIGT fastest"))
+    assert res["verdict"] == "holds" and res["aa_rate"] <= 0.1
+    rows = {r["method"]: r for r in res["rows"]}
+    assert rows["rennala"]["ratio"] == 1.0
+    assert rows["synchronized"]["ratio"] < 0.6 and rows["synchronized"]["ratio_hi90"] < 1.0
+    assert rows["afedpg"]["p_faster_holm"] < 0.025 and rows["rennala"]["seeds_reached"] == 10
+    md = study.results_markdown([res], {"walker2d_c": "too short to decide"})
+    assert "| main_b |" in md and "holds" in md and "walker2d_c" in md
+    for f in ("summary.csv", "curves.csv", "main_b.png"):
+        assert (folder / f).exists()

@@ -436,8 +436,9 @@ def study(
     fast_compile: bool = False,
 ) -> dict[str, dict]:
     """Stages 1-2 of every panel at the run length and threshold its pilot fixed (``plans[name]``: a
-    pilot.json). A panel whose pilot found no run length is skipped as "too short to decide". Returns
-    per panel ``dict(panel, threshold, times, report)`` (report: GridRuns by method) or ``dict(skipped)``."""
+    pilot.json), then the statistics of each panel (:func:`analyze`) and ``<out_dir>/results.md`` over
+    the panels given. A panel whose pilot found no run length is skipped as "too short to decide".
+    Returns per panel ``dict(panel, threshold, times, report, result)`` or ``dict(skipped)``."""
     from jnigt.experiments import compare
     from jnigt.experiments.sweep import time_grid
 
@@ -452,5 +453,175 @@ def study(
         make_runner = _runner_factory(p, design, fast_compile)
         times = time_grid(compare.end_time(make_runner(p.reference).trainer, p.rounds), design.grid_points)
         report = run_panel_study(p, design, out_dir, make_runner, times, log)
-        out[p.name] = dict(panel=p, threshold=plan["threshold"], times=times, report=report)
+        from jnigt.experiments.results import CLAIMS
+
+        result = analyze(p, design, out_dir, plan["threshold"], times, report, CLAIMS.get(p.name))
+        out[p.name] = dict(panel=p, threshold=plan["threshold"], times=times, report=report, result=result)
+        log(f"  {p.name}: {result['verdict']} (A/A false rate {result['aa_rate']:.3f})")
+    done = [v["result"] for v in out.values() if "result" in v]
+    skipped = {k: v["skipped"] for k, v in out.items() if "skipped" in v}
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(results_markdown(done, skipped))
     return out
+
+
+# ---------------------------------------------------------------------------------------- analysis
+SUMMARY_COLUMNS = [
+    "panel",
+    "method",
+    "label",
+    "learning_rate",
+    "momentum",
+    "alpha_on_edge",
+    "eta_on_edge",
+    "seeds",
+    "t_end",
+    "threshold",
+    "seeds_reached",
+    "median_time",
+    "ratio",
+    "ratio_lo90",
+    "ratio_hi90",
+    "p_faster_holm",
+    "p_slower_holm",
+    "median_final_return",
+    "iqm_final_return",
+    "median_auc",
+]
+
+
+def analyze(
+    panel: Panel, design: StudyDesign, out_dir: str, threshold: float, times, report, claim=None
+) -> dict:
+    """Statistics of one finished panel (:mod:`jnigt.experiments.convergence_stats`, the protocol of
+    docs/algorithms.md#convergence-study): the paired verdict on the first ``report_seeds`` seeds of
+    every method, the reference's A/A rate on its whole pool, the detectable ratio, secondary statistics.
+    ``claim``: (kind, words) of :data:`jnigt.experiments.results.CLAIMS`, None for a panel beyond the
+    paper. Writes ``<panel>/summary.csv``, ``<panel>/curves.csv`` and ``<panel>/<panel>.png``; returns
+    one results row."""
+    from jnigt.experiments import compare, stats
+    from jnigt.experiments import convergence_stats as cs
+    from jnigt.experiments.panels import LABELS
+    from jnigt.experiments.plots import plot_curves
+
+    folder = os.path.join(out_dir, panel.name)
+    ref, k = panel.reference, design.report_seeds
+    paired = {m: report[m].take(np.arange(k)) for m in panel.methods}
+    reach = {m: cs.first_reach(times, r.eval_return, threshold) for m, r in paired.items()}
+    medians = {m: np.median(r.eval_return, axis=0) for m, r in paired.items()}
+    crossed = [m for m, v in medians.items() if np.any(v >= threshold)]
+    kind = claim[0] if claim else "best"
+    decision = cs.decide(kind, reach)
+    pool = cs.first_reach(times, report[ref].eval_return, threshold)
+    aa = cs.aa_calibration(pool, kind)
+    detect = cs.detectable_ratio(pool, k, num_tests=max(1, len(panel.methods) - 1))
+    if not crossed:
+        verdict = "too short to decide (no median crosses the threshold)"
+    elif claim is None:
+        verdict = "-"
+    else:
+        verdict = decision.verdict
+    rows = []
+    for m in panel.methods:
+        with open(os.path.join(folder, f"chosen_{m}.json")) as f:
+            ch = json.load(f)
+        sec = cs.secondary_scores(times, paired[m].eval_return)
+        est, lo, hi = stats.bootstrap_ratio(reach[ref].as_inf(), reach[m].as_inf(), level=0.9)
+        comp = next((c for c in decision.comparisons if c.other == m and c.method == ref), None)
+        rows.append(
+            dict(
+                panel=panel.name,
+                method=m,
+                label=LABELS[m],
+                learning_rate=ch["learning_rate"],
+                momentum=ch["momentum"],
+                alpha_on_edge=ch["alpha_on_edge"],
+                eta_on_edge=ch["eta_on_edge"],
+                seeds=k,
+                t_end=float(times[-1]),
+                threshold=threshold,
+                seeds_reached=int(np.sum(reach[m].reached)),
+                median_time=stats.median_inf(reach[m].as_inf()),
+                ratio=est,
+                ratio_lo90=lo,
+                ratio_hi90=hi,
+                p_faster_holm=comp.p_faster_holm if comp else math.nan,
+                p_slower_holm=comp.p_slower_holm if comp else math.nan,
+                median_final_return=float(np.median(sec["final"])),
+                iqm_final_return=cs.iqm(sec["final"])[0],
+                median_auc=float(np.median(sec["auc"])),
+            )
+        )
+    compare.write_rows(os.path.join(folder, "summary.csv"), rows, SUMMARY_COLUMNS)
+    curves = [row for r in report.values() for row in r.rows(panel=panel.name)]
+    compare.write_rows(os.path.join(folder, "curves.csv"), curves, compare.CURVE_COLUMNS)
+    plot_curves(
+        times,
+        {f"{LABELS[m]}": paired[m].eval_return for m in panel.methods},
+        os.path.join(folder, f"{panel.name}.png"),
+        title=f"{panel.title} (tuned per method; {k} paired seeds; T_end={times[-1]:.4g})",
+        threshold=threshold,
+    )
+    return dict(
+        panel=panel.name,
+        claim=claim[1] if claim else "(beyond the paper)",
+        kind=kind,
+        verdict=verdict,
+        aa_rate=aa.rate,
+        aa_lo=aa.lo,
+        aa_hi=aa.hi,
+        aa_splits=aa.comparisons,
+        detectable_ratio=detect,
+        settled=bool(crossed) and any(settled(v) for v in medians.values()),
+        rows=rows,
+    )
+
+
+def _g(x) -> str:
+    x = float(x)
+    return "inf" if math.isinf(x) else ("nan" if math.isnan(x) else f"{x:.3g}")
+
+
+def results_markdown(results: Sequence[dict], skipped: dict[str, str] | None = None) -> str:
+    """The study's one results table (docs/results/convergence/results.md is this, generated)."""
+    from jnigt.experiments import convergence_stats as cs
+
+    lines = [
+        "# Convergence study: results",
+        "",
+        "Generated by `jnigt.experiments.study.results_markdown`; the protocol and the statistics are in",
+        "docs/algorithms.md#convergence-study. Primary statistic: each run's time to the panel's threshold,",
+        f"censored at T_end; paired censored signed-rank test per baseline, Holm-corrected, one-sided level "
+        f"{cs.ALPHA} per direction. Ratio = median time of the reference / of the method, paired bootstrap 90% "
+        "interval (inf where the method's median never reaches). A/A: the same rule on random halvings of "
+        "the reference's pool (false-verdict rate, Clopper-Pearson 95% interval). Detectable: the time "
+        "ratio the test detects with 80% power at this number of seeds (lognormal model).",
+        "",
+        "| panel | claim | method | alpha | eta | reached | median time | ratio [90%] | p (Holm) faster / slower "
+        "| median final | verdict | A/A false rate | detectable |",
+        "|" + "---|" * 13,
+    ]
+    for r in results:
+        for i, row in enumerate(r["rows"]):
+            head = (r["panel"], r["claim"]) if i == 0 else ("", "")
+            tail = (
+                (
+                    r["verdict"],
+                    f"{r['aa_rate']:.3f} [{r['aa_lo']:.3f}, {r['aa_hi']:.3f}]",
+                    _g(r["detectable_ratio"]),
+                )
+                if i == 0
+                else ("", "", "")
+            )
+            edge = "*" if row["alpha_on_edge"] else ""
+            lines.append(
+                f"| {head[0]} | {head[1]} | {row['label']} | {row['learning_rate']:.3g}{edge} | {row['momentum']:g}"
+                f"{'*' if row['eta_on_edge'] else ''} | {row['seeds_reached']}/{row['seeds']} | "
+                f"{_g(row['median_time'])} | {_g(row['ratio'])} [{_g(row['ratio_lo90'])}, {_g(row['ratio_hi90'])}] | "
+                f"{_g(row['p_faster_holm'])} / {_g(row['p_slower_holm'])} | {_g(row['median_final_return'])} | "
+                f"{tail[0]} | {tail[1]} | {tail[2]} |"
+            )
+    for name, why in (skipped or {}).items():
+        lines.append(f"| {name} | | | | | | | | | | {why} | | |")
+    lines += ["", "`*`: the chosen value sits on an edge of its grid after the allowed extensions."]
+    return "\n".join(lines) + "\n"
