@@ -7,7 +7,7 @@ from typing import Any
 from brax.envs.base import Env
 
 from .heterogeneous import MirroredObservation
-from .lqr import LQR
+from .lqr import LQR, HeterogeneousLQR, two_lqr_systems
 
 BRAX_ENV_NAMES = (
     "ant",
@@ -20,7 +20,7 @@ BRAX_ENV_NAMES = (
     "reacher",
     "walker2d",
 )
-BASE_ENV_NAMES = BRAX_ENV_NAMES + ("lqr", "fast")
+BASE_ENV_NAMES = BRAX_ENV_NAMES + ("lqr", "lqr_hetero", "fast")
 ENV_NAMES = BASE_ENV_NAMES + tuple(f"mirrored_{n}" for n in BASE_ENV_NAMES)
 BACKENDS = ("generalized", "positional", "spring", "mjx")
 # choice: the fastest classic backend on CPU (hopper, 64 envs: ~32k steps/s against ~7k for generalized)
@@ -30,8 +30,11 @@ DEFAULT_BACKEND = "spring"
 def make_env(name: str, backend: str | None = None, **kwargs: Any) -> Env:
     """Build an env by name (one of ENV_NAMES).
 
-    backend: one of BACKENDS for the brax physics envs (None -> 'spring'); ignored by 'lqr' and 'fast'.
-    kwargs go to the env constructor (LQR(**kwargs) or brax.envs.get_environment(name, backend=..., **kwargs)).
+    backend: one of BACKENDS for the brax physics envs (None -> 'spring'); ignored by 'lqr', 'lqr_hetero'
+    and 'fast'. kwargs go to the env constructor (LQR(**kwargs), HeterogeneousLQR(two_lqr_systems(**kwargs))
+    or brax.envs.get_environment(name, backend=..., **kwargs)).
+    'lqr_hetero': agents of two different LQR systems (``jnigt_envs.lqr.two_lqr_systems``), agent i runs
+    system i mod 2.
     'mirrored_<name>' wraps <name> in MirroredObservation (agent 0 sees (s, 0), agent 1 sees (-s, 1)).
     """
     if not isinstance(name, str) or name not in ENV_NAMES:
@@ -42,6 +45,8 @@ def make_env(name: str, backend: str | None = None, **kwargs: Any) -> Env:
         return MirroredObservation(make_env(name[len("mirrored_") :], backend=backend, **kwargs))
     if name == "lqr":
         return LQR(**kwargs)
+    if name == "lqr_hetero":
+        return HeterogeneousLQR(two_lqr_systems(**kwargs))
     import brax.envs  # local: importing brax.envs is slow-ish
 
     if name == "fast":
