@@ -60,10 +60,12 @@ def _fd_grad(env, W, b, std, horizon, discount, h=1e-6):
 
 
 def test_fixed_std_policy_has_mean_parameters_only_and_starts_at_zero():
-    tr = Trainer(_config(), num_devices=1)
-    params = tr.policy.init(jax.random.key(3))
+    from jnigt.training.build import make_policy
+
+    policy = make_policy(_config(), LQR())
+    params = policy.init(jax.random.key(3))
     assert set(params["params"]) == {"mean"}
-    W, b, std = linear_policy_to_wbs(tr.policy, params)
+    W, b, std = linear_policy_to_wbs(policy, params)
     chex.assert_trees_all_equal((W, b, std), (jnp.zeros((1, 2)), jnp.zeros(1), jnp.full(1, 0.5)))
     with pytest.raises(ValueError, match="fixed_std"):
         TrainConfig(fixed_std=0.0)
@@ -159,20 +161,30 @@ def test_heterogeneous_lqr_objective_is_the_mean_of_the_agents_and_samples_each_
     sys0, sys1 = LQR(), LQR(B=((0.5,), (0.0,)), noise_std=0.2)
     het = HeterogeneousLQR([sys0, sys1])
     W, b, std = jnp.array([[-0.3, -0.7]]), jnp.array([0.1]), jnp.array([0.4])
-    j0, j1 = (float(s.exact_objective(W, b, std, 6, 0.9)) for s in (sys0, sys1))
-    # 3 agents: systems 0, 1, 0
-    np.testing.assert_allclose(
-        het.exact_objective(W, b, std, 6, 0.9, num_agents=3), (2 * j0 + j1) / 3, rtol=1e-6
-    )
-    np.testing.assert_allclose(
-        het.exact_objective(W, b, std, 6, 0.9, weights=[3.0, 1.0]), 0.75 * j0 + 0.25 * j1
-    )
-    # agent i runs system i mod 2: the same trajectory as that system alone
-    key, action = jax.random.key(5), jnp.array([0.3])
-    for agent, single in ((0, sys0), (1, sys1), (3, sys1)):
-        s_het = het.step(het.reset_agent(key, agent), action)
-        s_one = single.step(single.reset(key), action)
-        chex.assert_trees_all_close((s_het.obs, s_het.reward), (s_one.obs, s_one.reward), rtol=1e-6)
+
+    @jax.jit
+    def values():
+        singles = [s.exact_objective(W, b, std, 6, 0.9) for s in (sys0, sys1)]
+        three = het.exact_objective(W, b, std, 6, 0.9, num_agents=3)  # agents 0, 1, 2 run systems 0, 1, 0
+        weighted = het.exact_objective(W, b, std, 6, 0.9, weights=[3.0, 1.0])
+        return singles, three, weighted
+
+    (j0, j1), three, weighted = values()
+    np.testing.assert_allclose(three, (2 * j0 + j1) / 3, rtol=1e-6)
+    np.testing.assert_allclose(weighted, 0.75 * j0 + 0.25 * j1, rtol=1e-6)
+
+    # agent i runs system i mod 2: the same first step as that system alone
+    @jax.jit
+    def first_steps(key, action):
+        het_steps = jax.vmap(lambda a: het.step(het.reset_agent(key, a), action))(jnp.array([0, 1, 3]))
+        one = [s.step(s.reset(key), action) for s in (sys0, sys1, sys1)]
+        return (het_steps.obs, het_steps.reward), (
+            jnp.stack([s.obs for s in one]),
+            jnp.stack([s.reward for s in one]),
+        )
+
+    got, want = first_steps(jax.random.key(5), jnp.array([0.3]))
+    chex.assert_trees_all_close(got, want, rtol=1e-6)
     assert isinstance(make_env("lqr_hetero"), HeterogeneousLQR)
     with pytest.raises(ValueError, match="same sizes"):
         HeterogeneousLQR([LQR(), _scalar(0.5, 1.0)])

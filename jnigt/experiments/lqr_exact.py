@@ -128,7 +128,18 @@ class Problem:
         return self.env.exact_objective(W, b, std, self.horizon, self.discount, dtype=dtype)
 
     def flatten(self, params) -> jax.Array:
+        """The policy's parameter tree as one vector (leaves in ``jax.tree.leaves`` order)."""
         return jnp.concatenate([jnp.reshape(x, -1) for x in jax.tree.leaves(params)])
+
+    def flat_wb(self, W, b) -> np.ndarray:
+        """The flat parameters (float64) of mu = W s + b."""
+        W, b = np.asarray(W, np.float64), np.asarray(b, np.float64)
+        leaves, treedef = jax.tree.flatten({"params": {"mean": {"kernel": W.T, "bias": b}}})
+        if treedef != self.treedef or tuple(x.shape for x in leaves) != self.shapes:
+            raise ValueError(
+                f"W, b: shapes {W.shape}, {b.shape} do not fit the policy's parameters {self.shapes}"
+            )
+        return np.concatenate([x.reshape(-1) for x in leaves])
 
 
 def _env_objective(p: Problem, W, b, std, dtype):
@@ -228,24 +239,25 @@ class StationaryPoint:
     starts: tuple
 
 
-def _newton_maximize(fg, fh, x0, tol: float, max_iter: int):
-    """Damped Newton ascent in float64 (``fg``: value and gradient, ``fh``: Hessian): step
+def _newton_maximize(fgh, x0, tol: float, max_iter: int):
+    """Damped Newton ascent in float64 (``fgh``: value, gradient and Hessian): step
     (lam I - Hess) d = grad with lam >= 0 shifting the Hessian to negative definite, backtracking until the
-    value increases. Returns (x, grad_norm, iterations)."""
+    value increases (or, where it is flat at float64 resolution, the gradient shrinks).
+    Returns (x, grad_norm, iterations)."""
     x = jnp.asarray(x0, jnp.float64)
-    val, g = fg(x)
+    val, g, Hm = fgh(x)
     for it in range(max_iter):
         gn = float(jnp.linalg.norm(g))
         if gn <= tol:
             return x, gn, it
-        Hm = np.asarray(fh(x))
+        Hm = np.asarray(Hm)
         top = float(np.max(np.linalg.eigvalsh(Hm)))
         lam = max(0.0, top + 1e-8 * max(1.0, abs(top)))
         step = np.linalg.solve(lam * np.eye(Hm.shape[0]) - Hm, np.asarray(g))
         t = 1.0
         for _ in range(60):
             cand = x + t * step
-            cval, cg = fg(cand)
+            cval, cg, ch = fgh(cand)
             flat = abs(float(cval) - float(val)) <= 1e-13 * max(1.0, abs(float(val)))  # at float64 resolution
             better = float(cval) > float(val) or (flat and float(jnp.linalg.norm(cg)) < gn)
             if np.isfinite(float(cval)) and better:
@@ -253,7 +265,7 @@ def _newton_maximize(fg, fh, x0, tol: float, max_iter: int):
             t *= 0.5
         else:
             return x, gn, it  # no ascent possible within float64
-        x, val, g = cand, cval, cg
+        x, val, g, Hm = cand, cval, cg, ch
     return x, float(jnp.linalg.norm(g)), max_iter
 
 
@@ -267,44 +279,36 @@ def stationary_point(
     starts: flat parameter vectors (default: theta = 0, and W = -K_i, b = 0 for the Riccati gain K_i of
     every system). ``weights``: per-agent weights of the objective (:func:`arrival_rate_weights`).
     """
-    from jnigt_envs import LQR, wbs_to_linear_policy_params
+    from jnigt_envs import LQR
 
     p = problem(trainer, weights)
     env = p.env
     systems = (env,) if isinstance(env, LQR) else env.systems
-    gains = [s.riccati_gain(p.discount) for s in systems]
-    size = sum(int(np.prod(s, dtype=int)) for s in p.shapes)
+    riccati_starts = [
+        p.flat_wb(-K, np.zeros(K.shape[0])) for K in (s.riccati_gain(p.discount) for s in systems)
+    ]
+    size = riccati_starts[0].size
     if starts is None:
-        starts = [np.zeros(size)] + [
-            np.asarray(p.flatten(wbs_to_linear_policy_params(p.policy, -K, np.zeros(K.shape[0]))))
-            for K in gains
-        ]
+        starts = [np.zeros(size)] + riccati_starts
     starts = [np.asarray(s, np.float64).reshape(-1) for s in starts]
     for s in starts:
         if s.shape != (size,):
             raise ValueError(f"starts: every start must have {size} numbers (got {s.shape})")
     with jax.enable_x64(True):
         f = lambda th: p.objective(th, jnp.float64)
-        fg, fh = jax.jit(jax.value_and_grad(f)), jax.jit(jax.hessian(f))
+        fgh = jax.jit(lambda th: (f(th), jax.grad(f)(th), jax.hessian(f)(th)))
         found = []
         for s in starts:
-            x, gn, _ = _newton_maximize(fg, fh, s, tol, max_iter)
-            eig = np.linalg.eigvalsh(np.asarray(fh(x)))
-            found.append((float(fg(x)[0]), np.asarray(x), gn, eig))
+            x, gn, _ = _newton_maximize(fgh, s, tol, max_iter)
+            value, _, hess = fgh(x)
+            found.append((float(value), np.asarray(x), gn, np.linalg.eigvalsh(np.asarray(hess))))
         ok = [r for r in found if r[2] <= 1e3 * tol and np.all(r[3] < 0)]
         if not ok:
             norms = ", ".join(f"{r[2]:.2e}" for r in found)
             raise ValueError(f"no start reached a local maximum (final gradient norms: {norms})")
         value, theta, gn, eig = max(ok, key=lambda r: r[0])
-        riccati = float("nan")
-        if isinstance(env, LQR):
-            W = -gains[0]
-            riccati = float(
-                env.exact_objective(
-                    W, np.zeros(W.shape[0]), p.wbs(theta)[2], p.horizon, p.discount, dtype=jnp.float64
-                )
-            )
-    floor = float(jnp.linalg.norm(jax.grad(lambda th: p.objective(th))(jnp.asarray(theta, jnp.float32))))
+        riccati = float(fgh(riccati_starts[0])[0]) if isinstance(env, LQR) else float("nan")
+    floor = float(jnp.linalg.norm(jax.grad(p.objective)(jnp.asarray(theta, jnp.float32))))
     return StationaryPoint(
         theta=theta,
         value=value,
