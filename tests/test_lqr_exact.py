@@ -217,3 +217,7 @@ def test_arrival_rate_weighted_stationary_point_of_two_scalar_agents():
         point = lqr_exact.stationary_point(tr, weights=weights)
         bias, W = point.theta  # leaves in tree order: bias, kernel
         np.testing.assert_allclose([bias, W], [0.0, want], atol=1e-8)
+    # the uniform objective's gradient at the weighted point: |dJ/dW| of the polynomial (dJ/db = 0 there)
+    floor = lqr_exact.gradient_norm(tr, [0.0, want_w])
+    np.testing.assert_allclose(floor, abs((0.5 * poly(sys0) + 0.5 * poly(sys1)).deriv()(want_w)), rtol=1e-8)
+    assert floor > 0.01

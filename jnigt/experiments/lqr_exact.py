@@ -12,7 +12,8 @@ theta = (W, b) and the paper's quantity, ||grad J_H(theta_t)||, can be recorded 
 * :func:`stationary_point` -- J*_H, the best stationary linear policy for that H (damped Newton in float64
   on ``exact_objective`` from several starts), with the Riccati gain's gap reported separately; with
   ``weights`` the stationary point of a weighted objective, e.g. :func:`arrival_rate_weights` (where
-  AFedPG's updates settle on heterogeneous agents).
+  AFedPG's updates settle on heterogeneous agents), and :func:`gradient_norm` of the uniform objective
+  there (the floor predicted for AFedPG's ||grad J||).
 * :func:`time_to_eps`, :func:`quantiles` -- the simulated time at which ||grad J|| first stays below eps.
 * :func:`fit_rate` -- the slope of log time against log(1/eps), with a bootstrap interval over seeds;
   :data:`THEORY_EXPONENTS` and :func:`predicted_rate` -- the theory's exponents beside it.
@@ -43,6 +44,7 @@ __all__ = [
     "problem",
     "exact_records",
     "stationary_point",
+    "gradient_norm",
     "arrival_rate_weights",
     "time_to_eps",
     "quantiles",
@@ -319,6 +321,16 @@ def stationary_point(
         riccati_gap=value - riccati,
         starts=tuple(r[0] for r in found),
     )
+
+
+def gradient_norm(trainer, theta, weights=None) -> float:
+    """||grad J(theta)|| in float64 for flat parameters ``theta`` (J with ``weights``, default the uniform
+    (1/n) sum_i J_i): e.g. the uniform objective's gradient at the arrival-rate-weighted stationary point,
+    the floor AFedPG's ||grad J|| is predicted to settle at on heterogeneous agents."""
+    p = problem(trainer, weights)
+    with jax.enable_x64(True):
+        g = jax.grad(lambda th: p.objective(th, jnp.float64))(jnp.asarray(theta, jnp.float64))
+        return float(jnp.linalg.norm(g))
 
 
 def arrival_rate_weights(timing: timing_lib.Timing, horizon: int) -> np.ndarray:
