@@ -28,6 +28,7 @@ from jnigt.training import TrainConfig, Trainer  # noqa: E402
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--env", default="lqr", help="lqr | lqr_hetero (then also the weighted stationary point)")
     ap.add_argument("--horizon", type=int, default=16)
     ap.add_argument("--discount", type=float, default=0.9)
     ap.add_argument("--std", type=float, default=0.3)
@@ -49,7 +50,7 @@ def main(argv=None):
 
     def config(method, lr=a.lr):
         return TrainConfig(
-            env="lqr",
+            env=a.env,
             backend=None,
             policy="linear",
             fixed_std=a.std,
@@ -90,6 +91,15 @@ def main(argv=None):
         f"L_h={consts['L_h']:.1f} D={consts['D']:.4f}  [{time.time() - t0:.0f} s]",
         flush=True,
     )
+    if a.env == "lqr_hetero":
+        w = lqr_exact.arrival_rate_weights(base.timing, a.horizon)
+        weighted = lqr_exact.stationary_point(base, weights=w)
+        floor = lqr_exact.gradient_norm(base, weighted.theta)
+        print(
+            f"arrival-rate weights {np.round(w, 4)}: weighted stationary point {np.round(weighted.theta, 4)}, "
+            f"|grad J| of the uniform objective there = {floor:.4f} ({floor / g0:.2e} of |grad J(theta_0)|)",
+            flush=True,
+        )
     t_end = a.rounds * a.horizon * max(1.0, a.batch / a.agents)  # Rennala rounds of equal agents, h = 1
     times = time_grid(t_end, a.points)
     eps = g0 * np.logspace(-0.5, -2.5, 7)
