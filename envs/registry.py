@@ -7,7 +7,7 @@ from typing import Any
 from brax.envs.base import Env
 
 from .heterogeneous import MirroredObservation
-from .lqr import LQR, HeterogeneousLQR, two_lqr_systems
+from .lqr import LQR
 
 BRAX_ENV_NAMES = (
     "ant",
@@ -30,11 +30,9 @@ DEFAULT_BACKEND = "spring"
 def make_env(name: str, backend: str | None = None, **kwargs: Any) -> Env:
     """Build an env by name (one of ENV_NAMES).
 
-    backend: one of BACKENDS for the brax physics envs (None -> 'spring'); ignored by 'lqr', 'lqr_hetero'
-    and 'fast'. kwargs go to the env constructor (LQR(**kwargs), HeterogeneousLQR(two_lqr_systems(**kwargs))
-    or brax.envs.get_environment(name, backend=..., **kwargs)).
-    'lqr_hetero': agents of two different LQR systems (``jnigt_envs.lqr.two_lqr_systems``), agent i runs
-    system i mod 2.
+    'lqr_hetero': HeterogeneousLQR(two_lqr_systems(**kwargs)), agent i runs LQR system i mod 2 (envs/lqr.py).
+    backend: one of BACKENDS for the brax physics envs (None -> 'spring'); ignored by 'lqr' and 'fast'.
+    kwargs go to the env constructor (LQR(**kwargs) or brax.envs.get_environment(name, backend=..., **kwargs)).
     'mirrored_<name>' wraps <name> in MirroredObservation (agent 0 sees (s, 0), agent 1 sees (-s, 1)).
     """
     if not isinstance(name, str) or name not in ENV_NAMES:
@@ -46,6 +44,8 @@ def make_env(name: str, backend: str | None = None, **kwargs: Any) -> Env:
     if name == "lqr":
         return LQR(**kwargs)
     if name == "lqr_hetero":
+        from .lqr import HeterogeneousLQR, two_lqr_systems
+
         return HeterogeneousLQR(two_lqr_systems(**kwargs))
     import brax.envs  # local: importing brax.envs is slow-ish
 
