@@ -7,7 +7,14 @@ gap, sigma^2 at theta_0, L_g, L_h and D on the segment theta_0 -> theta*), then 
 exact records, and prints the median over seeds of ||grad J_H(theta_t)|| / ||grad J_H(theta_0)|| and of
 J*_H - J_H(theta_t) along the grid, and the median time to each eps of a ladder (inf = not reached).
 
-    python scripts/lqr_exact_check.py --horizon 16 --discount 0.9 --std 0.3 --agents 10 --seeds 4
+    python scripts/lqr_exact_check.py --seeds 4 --std 1.0 --step-model sqrt \
+        --methods rennala,afedpg:0.005,afedpg:0.002,synchronized
+    python scripts/lqr_exact_check.py --env lqr_hetero --agents 2 --step-model 1,10 --batch 4 --std 1.0 \
+        --rounds 1500 --seeds 4 --methods malenia:0.05,afedpg:0.005
+
+``--methods``: method[:alpha], alpha defaulting to ``--lr``; eta = ``--momentum`` and M = ``--batch`` for all.
+With ``--env lqr_hetero`` it also prints the arrival-rate-weighted stationary point and the uniform
+objective's ||grad J|| there (the floor predicted for AFedPG).
 """
 
 from __future__ import annotations
