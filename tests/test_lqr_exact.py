@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jnigt.experiments import lqr_exact
-from jnigt.experiments.sweep import EqualTimeRunner
+from jnigt.experiments.sweep import EqualTimeRunner, concat
 from jnigt.training import TrainConfig, Trainer
 from jnigt_envs import LQR, HeterogeneousLQR, linear_policy_to_wbs, make_env
 
@@ -87,6 +87,9 @@ def test_exact_records_on_the_grid_equal_finite_differences():
     runs = runner(np.array([0, 1]), 0.05, 0.5, times)
     assert runs.extra["exact_grad_norm"].shape == (2, 3)
     assert runs.take(np.array([1])).extra["exact_gap"].shape == (1, 3)
+    both = concat([runs, runs.take(np.array([1]))])
+    np.testing.assert_array_equal(both.extra["exact_gap"][2], runs.extra["exact_gap"][1])
+    assert both.rows()[-1]["exact_grad_norm"] == runs.extra["exact_grad_norm"][1, -1]
     thetas = np.stack([runs.extra[f"theta_{i}"] for i in range(3)], -1)  # [K, G, 3]: b, W^T
     assert np.all(thetas[:, 0] == 0) and np.all(thetas[:, -1] != 0)  # W_0 = 0, b_0 = 0; then it moves
     with jax.enable_x64(True):
