@@ -127,31 +127,16 @@ class LQR(Env):
             P = P_new
         return g * np.linalg.solve(R + g * B.T @ P @ B, B.T @ P @ A)
 
-    def exact_objective(self, W, b, std, horizon: int, discount: float) -> jax.Array:
-        """J_H(W, b, std) = E[sum_{t<H} gamma^t r_t] under u ~ N(W s + b, diag(std^2)), a = u (jnp, differentiable)."""
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon <= 0:
-            raise ValueError(f"horizon must be a positive int, got {horizon!r}")
-        A, B = jnp.asarray(self.A, jnp.float32), jnp.asarray(self.B, jnp.float32)
-        Q, R = jnp.asarray(self.Q, jnp.float32), jnp.asarray(self.R, jnp.float32)
-        W, b, std = jnp.asarray(W), jnp.asarray(b), jnp.asarray(std)
-        m = jnp.asarray(self.s0_mean, jnp.float32)
-        S = self.init_std**2 * jnp.eye(self._n, dtype=jnp.float32)
-        noise = self.noise_std**2 * jnp.eye(self._n, dtype=jnp.float32)
-        Su_noise = jnp.diag(std**2)
-        F = A + B @ W
+    def system(self, dtype=jnp.float32) -> dict[str, jax.Array]:
+        """The system as arrays of ``dtype``: A, B, Q, R, s0_mean, init_var = init_std^2, noise_var."""
+        return _system_arrays(self, dtype)
 
-        def body(carry, _):
-            m, S, J, w = carry
-            mu = W @ m + b
-            Su = W @ S @ W.T + Su_noise
-            er = -(jnp.trace(Q @ S) + m @ Q @ m + jnp.trace(R @ Su) + mu @ R @ mu)
-            m = F @ m + B @ b
-            S = F @ S @ F.T + B @ Su_noise @ B.T + noise
-            return (m, S, J + w * er, w * discount), None
+    def exact_objective(self, W, b, std, horizon: int, discount: float, dtype=jnp.float32) -> jax.Array:
+        """J_H(W, b, std) = E[sum_{t<H} gamma^t r_t] under u ~ N(W s + b, diag(std^2)), a = u (jnp, differentiable).
 
-        init = (m, S, jnp.zeros((), jnp.float32), jnp.ones((), jnp.float32))
-        (_, _, J, _), _ = jax.lax.scan(body, init, None, length=horizon)
-        return J
+        ``dtype``: of the system's arrays (float64 under ``jax.enable_x64`` for a reference optimum)."""
+        _check_horizon(horizon)
+        return _objective(self.system(dtype), W, b, std, horizon, discount, dtype)
 
     def exact_objective_and_grad(self, W, b, std, horizon: int, discount: float):
         """(J_H, (dJ/dW, dJ/db, dJ/dstd)): exact, via jax.grad of ``exact_objective``."""
@@ -165,6 +150,53 @@ class LQR(Env):
         _check_linear_policy(policy)
         f = lambda p: self.exact_objective(*linear_policy_to_wbs(policy, p), horizon, discount)
         return jax.value_and_grad(f)(params)
+
+
+def _check_horizon(horizon) -> None:
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon <= 0:
+        raise ValueError(f"horizon must be a positive int, got {horizon!r}")
+
+
+def _system_host(lqr: LQR) -> dict[str, np.ndarray]:
+    # the variances are squared in float64 on the host, then cast (as a Python float times a dtype array)
+    return dict(
+        A=lqr.A,
+        B=lqr.B,
+        Q=lqr.Q,
+        R=lqr.R,
+        s0_mean=lqr.s0_mean,
+        init_var=np.float64(lqr.init_std**2),
+        noise_var=np.float64(lqr.noise_std**2),
+    )
+
+
+def _system_arrays(lqr: LQR, dtype) -> dict[str, jax.Array]:
+    return {k: jnp.asarray(v, dtype) for k, v in _system_host(lqr).items()}
+
+
+def _objective(sys: dict, W, b, std, horizon: int, discount, dtype) -> jax.Array:
+    """J_H of one system (``_system_arrays``) by the mean/covariance recursion of the module docstring."""
+    A, B, Q, R = sys["A"], sys["B"], sys["Q"], sys["R"]
+    n = A.shape[0]
+    W, b, std = jnp.asarray(W), jnp.asarray(b), jnp.asarray(std)
+    m = sys["s0_mean"]
+    S = sys["init_var"] * jnp.eye(n, dtype=dtype)
+    noise = sys["noise_var"] * jnp.eye(n, dtype=dtype)
+    Su_noise = jnp.diag(std**2)
+    F = A + B @ W
+
+    def body(carry, _):
+        m, S, J, w = carry
+        mu = W @ m + b
+        Su = W @ S @ W.T + Su_noise
+        er = -(jnp.trace(Q @ S) + m @ Q @ m + jnp.trace(R @ Su) + mu @ R @ mu)
+        m = F @ m + B @ b
+        S = F @ S @ F.T + B @ Su_noise @ B.T + noise
+        return (m, S, J + w * er, w * discount), None
+
+    init = (m, S, jnp.zeros((), dtype), jnp.ones((), dtype))
+    (_, _, J, _), _ = jax.lax.scan(body, init, None, length=horizon)
+    return J
 
 
 def _check_linear_policy(policy: Any) -> None:
@@ -182,18 +214,162 @@ def linear_policy_to_wbs(policy: Any, params: Any) -> tuple[jax.Array, jax.Array
     """Policy params -> (W [m, n], b [m], std [m]) with mu = W s + b, std = softplus(raw) + min_std."""
     _check_linear_policy(policy)
     p = params["params"]
-    return p["mean"]["kernel"].T, p["mean"]["bias"], policy.raw_std_to_std(p["raw_std"])
+    W, b = p["mean"]["kernel"].T, p["mean"]["bias"]
+    if getattr(policy, "fixed_std", None) is not None:
+        return W, b, jnp.full(b.shape, policy.fixed_std, b.dtype)
+    return W, b, policy.raw_std_to_std(p["raw_std"])
 
 
-def wbs_to_linear_policy_params(policy: Any, W, b, std) -> Any:
-    """Inverse of ``linear_policy_to_wbs`` (std must exceed policy.min_std)."""
+def wbs_to_linear_policy_params(policy: Any, W, b, std=None) -> Any:
+    """Inverse of ``linear_policy_to_wbs`` (std must exceed policy.min_std; with ``policy.fixed_std`` the
+    params hold no std and ``std`` must be None)."""
     _check_linear_policy(policy)
     W = jnp.asarray(W, jnp.float32)
     if W.shape != (policy.action_size, policy.obs_size):
         raise ValueError(f"W must have shape {(policy.action_size, policy.obs_size)}, got {W.shape}")
-    return {
-        "params": {
-            "mean": {"kernel": W.T, "bias": jnp.asarray(b, jnp.float32).reshape(policy.action_size)},
-            "raw_std": policy.std_to_raw_std(jnp.asarray(std, jnp.float32).reshape(policy.action_size)),
+    mean = {"kernel": W.T, "bias": jnp.asarray(b, jnp.float32).reshape(policy.action_size)}
+    if getattr(policy, "fixed_std", None) is not None:
+        if std is not None:
+            raise ValueError(f"std: the policy's std is fixed at {policy.fixed_std}; pass std=None")
+        return {"params": {"mean": mean}}
+    if std is None:
+        raise ValueError("std: the policy learns its std; give one value per action dimension")
+    raw_std = policy.std_to_raw_std(jnp.asarray(std, jnp.float32).reshape(policy.action_size))
+    return {"params": {"mean": mean, "raw_std": raw_std}}
+
+
+class HeterogeneousLQR(Env):
+    """Agents with different LQR systems: agent i runs ``systems[i mod p]`` (p = len(systems)).
+
+    Every system has the same state and action sizes; A, B, Q, R, noise_std, init_std and s0_mean may all
+    differ. The per-system values are stacked with a leading axis p and gathered with the agent id, as the
+    wrappers of ``jnigt_envs.heterogeneous`` do: ``reset_agent(rng, agent_id)`` stores ``agent_id`` (int32)
+    in ``state.info['agent_id']`` and ``step`` reads it, so a batch of agents runs under one ``jax.vmap``;
+    ``reset(rng)`` is ``reset_agent(rng, 0)``. A one-system ``HeterogeneousLQR([lqr])`` samples exactly
+    the trajectories of ``lqr``.
+
+    Ground truth: with n agents, the objective of the distributed problem is J = (1/n) sum_{i<n} J_i with J_i
+    the exact objective of agent i's system (``exact_objective(..., num_agents=n)``); ``weights`` gives any
+    other convex combination of the agents (e.g. the arrival-rate weights of AFedPG's fixed point).
+    """
+
+    def __init__(self, systems):
+        systems = list(systems) if isinstance(systems, (list, tuple)) else None
+        if not systems or not all(isinstance(s, LQR) for s in systems):
+            raise ValueError("systems must be a non-empty list of jnigt_envs.LQR")
+        n, m = systems[0].observation_size, systems[0].action_size
+        for k, s in enumerate(systems):
+            if (s.observation_size, s.action_size) != (n, m):
+                raise ValueError(
+                    f"systems[{k}] has state/action sizes {(s.observation_size, s.action_size)}; "
+                    f"systems[0] has {(n, m)}: every system needs the same sizes"
+                )
+        self.systems = tuple(systems)
+        self._n, self._m = n, m
+        host = {k: np.stack([_system_host(s)[k] for s in systems]) for k in _system_host(systems[0])}
+        self._host = host
+        self._std = {
+            k: np.stack([np.float64(getattr(s, k)) for s in systems]) for k in ("init_std", "noise_std")
         }
-    }
+
+    @property
+    def num_systems(self) -> int:
+        return len(self.systems)
+
+    # -------------------------------------------------------------- Brax Env interface
+    def _gather(self, name, agent_id, dtype=jnp.float32):
+        table = self._std[name] if name in self._std else self._host[name]
+        return jnp.asarray(table, dtype)[jnp.mod(agent_id, self.num_systems)]
+
+    def reset_agent(self, rng: jax.Array, agent_id) -> State:
+        agent_id = jnp.asarray(agent_id, jnp.int32)
+        rng, k = jax.random.split(rng)
+        s = self._gather("s0_mean", agent_id) + self._gather("init_std", agent_id) * jax.random.normal(
+            k, (self._n,), jnp.float32
+        )
+        zero = jnp.zeros((), jnp.float32)
+        info = {"rng": rng, "agent_id": agent_id}
+        return State(pipeline_state=s, obs=s, reward=zero, done=zero, metrics={}, info=info)
+
+    def reset(self, rng: jax.Array) -> State:
+        return self.reset_agent(rng, 0)
+
+    def step(self, state: State, action: jax.Array) -> State:
+        agent_id = state.info["agent_id"]
+        s = state.pipeline_state
+        a = jnp.asarray(action, jnp.float32).reshape((self._m,))
+        A, B = self._gather("A", agent_id), self._gather("B", agent_id)
+        Q, R = self._gather("Q", agent_id), self._gather("R", agent_id)
+        rng, k = jax.random.split(state.info["rng"])
+        reward = -(s @ Q @ s + a @ R @ a)
+        noise = self._gather("noise_std", agent_id) * jax.random.normal(k, (self._n,), jnp.float32)
+        s_next = A @ s + B @ a + noise
+        return state.replace(
+            pipeline_state=s_next,
+            obs=s_next,
+            reward=reward,
+            done=jnp.zeros((), jnp.float32),
+            info={**state.info, "rng": rng},
+        )
+
+    @property
+    def observation_size(self) -> int:
+        return self._n
+
+    @property
+    def action_size(self) -> int:
+        return self._m
+
+    @property
+    def backend(self) -> str:
+        return "lqr"
+
+    # -------------------------------------------------------------- ground truth
+    def agent_weights(self, num_agents: int | None = None, weights=None) -> np.ndarray:
+        """Weight of each system in the objective: agents i < num_agents (default p) with ``weights``
+        (default uniform; nonnegative, normalised to sum 1) summed over the agents that run it. [p], float64."""
+        n = self.num_systems if num_agents is None else num_agents
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"num_agents must be a positive int, got {num_agents!r}")
+        w = np.ones(int(n)) if weights is None else np.asarray(weights, np.float64).reshape(-1)
+        if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+            raise ValueError(f"weights must be {n} finite numbers >= 0, not all 0, got {weights!r}")
+        return np.bincount(np.arange(n) % self.num_systems, weights=w / w.sum(), minlength=self.num_systems)
+
+    def system_objectives(self, W, b, std, horizon: int, discount: float, dtype=jnp.float32) -> jax.Array:
+        """[p]: J_H of every system under the same policy (W, b, std)."""
+        _check_horizon(horizon)
+        systems = {k: jnp.asarray(v, dtype) for k, v in self._host.items()}
+        return jax.vmap(lambda sys: _objective(sys, W, b, std, horizon, discount, dtype))(systems)
+
+    def exact_objective(
+        self, W, b, std, horizon: int, discount: float, num_agents=None, weights=None, dtype=jnp.float32
+    ) -> jax.Array:
+        """J = sum_i w_i J_i over agents i < num_agents (default: p, one agent per system), w uniform by
+        default (J = (1/n) sum_i J_i), agent i running system i mod p."""
+        w = jnp.asarray(self.agent_weights(num_agents, weights), dtype)
+        return jnp.sum(w * self.system_objectives(W, b, std, horizon, discount, dtype))
+
+    def exact_policy_objective_and_grad(
+        self, policy: Any, params: Any, horizon: int, discount: float, num_agents=None, weights=None
+    ):
+        """(J, dJ/dparams) for a linear GaussianPolicy, J as in ``exact_objective`` (ascent sign)."""
+        _check_linear_policy(policy)
+        f = lambda p: self.exact_objective(
+            *linear_policy_to_wbs(policy, p), horizon, discount, num_agents=num_agents, weights=weights
+        )
+        return jax.value_and_grad(f)(params)
+
+
+#: The second system of ``two_lqr_systems``: the default A with the actuator on the first state instead of
+#: the second, so the two systems' optimal gains differ in which state they feed back.
+_SECOND_B = ((0.5,), (0.0,))
+
+
+def two_lqr_systems(noise_std: float = 0.1, init_std: float = 1.0) -> list[LQR]:
+    """The systems of env ``lqr_hetero``: ``LQR()`` (actuator on the second state) and the same A, Q, R
+    with B = (0.5, 0)^T (actuator on the first state); the same noise and initial state spread."""
+    return [
+        LQR(noise_std=noise_std, init_std=init_std),
+        LQR(B=_SECOND_B, noise_std=noise_std, init_std=init_std),
+    ]

@@ -23,7 +23,7 @@ BRAX_ENV_NAMES = (
     "reacher",
     "walker2d",
 )
-BASE_ENV_NAMES = BRAX_ENV_NAMES + ("lqr", "fast")
+BASE_ENV_NAMES = BRAX_ENV_NAMES + ("lqr", "lqr_hetero", "fast")
 ENV_NAMES = BASE_ENV_NAMES + tuple(f"mirrored_{n}" for n in BASE_ENV_NAMES)
 BACKENDS = ("generalized", "positional", "spring", "mjx")
 # choice: the fastest classic backend on CPU (hopper, 64 envs: ~32k steps/s against ~7k for generalized)
@@ -33,6 +33,7 @@ DEFAULT_BACKEND = "spring"
 def make_env(name: str, backend: str | None = None, **kwargs: Any) -> Env:
     """Build an env by name (one of ENV_NAMES).
 
+    'lqr_hetero': HeterogeneousLQR(two_lqr_systems(**kwargs)), agent i runs LQR system i mod 2 (envs/lqr.py).
     backend: one of BACKENDS for the brax physics envs (None -> 'spring'); ignored by 'lqr' and 'fast'.
     kwargs go to the env constructor (LQR(**kwargs) or brax.envs.get_environment(name, backend=..., **kwargs)).
     'mirrored_<name>' wraps <name> in MirroredObservation (agent 0 sees (s, 0), agent 1 sees (-s, 1)).
@@ -51,6 +52,10 @@ def make_env(name: str, backend: str | None = None, **kwargs: Any) -> Env:
         return MirroredObservation(make_env(name[len("mirrored_") :], backend=backend, **kwargs))
     if name == "lqr":
         return LQR(**kwargs)
+    if name == "lqr_hetero":
+        from .lqr import HeterogeneousLQR, two_lqr_systems
+
+        return HeterogeneousLQR(two_lqr_systems(**kwargs))
     import brax.envs  # local: importing brax.envs is slow-ish
 
     if name == "fast":

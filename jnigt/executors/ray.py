@@ -152,9 +152,9 @@ def runtime_env(extra_env: dict[str, str] | None = None) -> dict:
 
 
 def _policy_kwargs(config) -> dict:
-    if config.policy == "linear":
-        return dict(hidden_sizes=(), action_scale=None, state_dependent_std=False)
-    return dict(hidden_sizes=tuple(config.hidden_sizes))
+    from jnigt.training.build import policy_kwargs
+
+    return policy_kwargs(config)
 
 
 def _inner_optimizer(config):

@@ -12,6 +12,7 @@ and the paper's panels. See docs/algorithms.md#experiments.
 | ``crosscheck`` | predicted (``jnigt.theory.round_time``) against measured time per round, ``<panel>_theory.csv`` |
 | ``cache`` | ``enable_compilation_cache`` (JAX persistent cache, on by default in the entry points) |
 | ``commands`` | ``SweepArgs``/``sweep_command``, ``CompareArgs``/``compare_command``, ``ReproduceArgs``/``reproduce_command``, ``CrosscheckArgs``/``crosscheck_command`` |
+| ``lqr_exact`` | exact ||grad J|| and J* - J on LQR (``exact_records``), ``stationary_point``, time to eps, rate fits |
 | ``eventloop`` | ``RennalaEventLoop``: the plain Python event-heap baseline of the benchmark |
 """
 

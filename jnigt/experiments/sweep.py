@@ -23,13 +23,16 @@ batch is past ``g_j`` (finished runs are masked), so a batch costs its slowest r
 
 ``rounds`` counts server updates (AFedPG: arrivals); ``grads_used`` is cumulative; ``env_steps`` and
 ``comms`` are the trainer's running totals. A run that hits ``max_steps`` stops stepping (``capped``).
+``extra_records`` (optional) adds records computed from theta_t at every grid point in the same program,
+e.g. the exact gradient norm on LQR (``jnigt.experiments.lqr_exact.exact_records``); they land in
+``GridRuns.extra``. Without it the program and its numbers are the same as before.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -73,11 +76,14 @@ class GridRuns:
     grads_used: np.ndarray
     comms: np.ndarray
     capped: np.ndarray
+    extra: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    """``[K, G]`` records of the runner's ``extra_records``, by name (empty without them)"""
 
     def take(self, index) -> GridRuns:
         """The runs at ``index`` (an index array or boolean mask over K)."""
-        per_run = {f.name for f in dataclasses.fields(self)} - {"method", "batch_size", "times"}
-        return dataclasses.replace(self, **{k: getattr(self, k)[index] for k in per_run})
+        per_run = {f.name for f in dataclasses.fields(self)} - {"method", "batch_size", "times", "extra"}
+        extra = {k: v[index] for k, v in self.extra.items()}
+        return dataclasses.replace(self, extra=extra, **{k: getattr(self, k)[index] for k in per_run})
 
     def where(self, learning_rate: float, momentum: float) -> GridRuns:
         """The runs of one hyperparameter point."""
@@ -99,6 +105,7 @@ class GridRuns:
                     time=float(t),
                 )
                 row.update({r: getattr(self, r)[k, j].item() for r in RECORDS})
+                row.update({r: v[k, j].item() for r, v in self.extra.items()})
                 out.append(row)
         return out
 
@@ -106,8 +113,12 @@ class GridRuns:
 def concat(parts: Sequence[GridRuns]) -> GridRuns:
     """Runs of one method and batch size from several calls, in order."""
     first = parts[0]
-    per_run = [f.name for f in dataclasses.fields(first) if f.name not in ("method", "batch_size", "times")]
-    return dataclasses.replace(first, **{k: np.concatenate([getattr(p, k) for p in parts]) for k in per_run})
+    skip = ("method", "batch_size", "times", "extra")
+    per_run = [f.name for f in dataclasses.fields(first) if f.name not in skip]
+    extra = {k: np.concatenate([p.extra[k] for p in parts]) for k in first.extra}
+    return dataclasses.replace(
+        first, extra=extra, **{k: np.concatenate([getattr(p, k) for p in parts]) for k in per_run}
+    )
 
 
 class EqualTimeRunner:
@@ -118,10 +129,21 @@ class EqualTimeRunner:
         ``evaluate``).
       max_steps: safety cap on the steps of one run (default: none in practice).
       fast_compile: compile with :data:`FAST_COMPILE` (tiny runs, tests).
+      extra_records: ``f(theta_t) -> {name: scalar}``, traced at every grid point (theta_t =
+        ``trainer.eval_params(state)``); the records come back in ``GridRuns.extra``, float32.
     """
 
-    def __init__(self, trainer, max_steps: int = 2**31 - 1, fast_compile: bool = False):
+    def __init__(
+        self,
+        trainer,
+        max_steps: int = 2**31 - 1,
+        fast_compile: bool = False,
+        extra_records: Callable[[object], dict] | None = None,
+    ):
+        if extra_records is not None and not callable(extra_records):
+            raise TypeError(f"extra_records: must be a function of theta_t or None (got {extra_records!r})")
         self.trainer = trainer
+        self.extra_records = extra_records
         self.max_steps = int(max_steps)
         self.method = trainer.config.method
         self.batch_size = int(trainer.config.batch_size)
@@ -169,7 +191,11 @@ class EqualTimeRunner:
 
             state, acc = jax.lax.while_loop(cond, body, carry)
             ret = tr.evaluate(state, eval_key(seed, j))
-            return (state, acc), dict(eval_return=jnp.asarray(ret, jnp.float32), **acc)
+            recs = dict(eval_return=jnp.asarray(ret, jnp.float32), **acc)
+            if self.extra_records is not None:
+                extra = self.extra_records(tr.eval_params(state))
+                recs["extra"] = {k: jnp.asarray(v, jnp.float32) for k, v in extra.items()}
+            return (state, acc), recs
 
         (state, acc), recs = jax.lax.scan(interval, (state, acc0), (times, jnp.arange(times.shape[0])))
         recs["capped"] = acc["rounds"] >= self.max_steps
@@ -194,6 +220,7 @@ class EqualTimeRunner:
             learning_rates=np.asarray(lrs),
             momenta=np.asarray(moms),
             capped=np.asarray(recs["capped"]),
+            extra={k: np.asarray(v) for k, v in recs.get("extra", {}).items()},
             **{r: np.asarray(recs[r]) for r in RECORDS},
         )
 

@@ -8,6 +8,10 @@ Gaussian log-density of the pre-squash sample u (as in the paper), summed over a
 
 With ``hidden_sizes=()`` the mean is linear, mu = W s + b, and with ``action_scale=None`` there is no squash
 (action = u): the linear-Gaussian policy for which the LQR objective is known in closed form.
+
+``fixed_std``: a constant exploration std instead of a learned one (no std parameters, so the gradient is
+over the mean's parameters only); ``mean_init="zeros"`` starts the mean's last layer at zero (the linear
+policy then starts at W = 0, b = 0). Both are used by the exact LQR studies (jnigt/experiments/lqr_exact.py).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 _LOG_2PI = math.log(2.0 * math.pi)
+#: Initialisers of the mean layer's kernel (``GaussianPolicy.mean_init``).
+MEAN_INITS = ("lecun_normal", "zeros")
 
 
 def _inverse_softplus(y: float) -> float:
@@ -47,14 +53,21 @@ class _GaussianMLP(nn.Module):
     activation: str
     state_dependent_std: bool
     raw_std_init: float
+    learned_std: bool = True
+    zero_mean_init: bool = False
 
     @nn.compact
-    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array | None]:
         act = _ACTIVATIONS[self.activation]
         x = obs
         for i, width in enumerate(self.hidden_sizes):
             x = act(nn.Dense(width, name=f"hidden_{i}")(x))
-        mu = nn.Dense(self.action_size, name="mean")(x)
+        if self.zero_mean_init:
+            mu = nn.Dense(self.action_size, kernel_init=nn.initializers.zeros, name="mean")(x)
+        else:
+            mu = nn.Dense(self.action_size, name="mean")(x)
+        if not self.learned_std:
+            return mu, None
         if self.state_dependent_std:
             raw = nn.Dense(
                 self.action_size,
@@ -75,6 +88,9 @@ class GaussianPolicy:
     Hashable (usable as a static jit argument). Params are a plain dict pytree ``{'params': {...}}``.
     Layers: ``hidden_i`` (Dense), ``mean`` (Dense, so mu = kernel^T h + bias), ``std`` (Dense head) or
     ``raw_std`` (vector) when ``state_dependent_std=False``; std = softplus(raw) + min_std.
+    With ``fixed_std`` set, std = fixed_std everywhere and there is no std layer or vector
+    (``state_dependent_std``, ``min_std`` and ``init_std`` are then unused). ``mean_init``: the kernel
+    initialiser of the ``mean`` layer, "lecun_normal" (flax's default) or "zeros" (bias is zero either way).
     """
 
     obs_size: int
@@ -85,6 +101,8 @@ class GaussianPolicy:
     state_dependent_std: bool = True
     min_std: float = 1e-3
     init_std: float = 1.0
+    fixed_std: float | None = None
+    mean_init: str = "lecun_normal"
 
     def __post_init__(self):
         for name in ("obs_size", "action_size"):
@@ -112,6 +130,13 @@ class GaussianPolicy:
             raise ValueError(f"min_std must be a number >= 0, got {self.min_std!r}")
         if not isinstance(self.init_std, (int, float)) or not self.init_std > self.min_std:
             raise ValueError(f"init_std must be a number > min_std, got {self.init_std!r}")
+        if self.fixed_std is not None:
+            v = self.fixed_std
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < math.inf):
+                raise ValueError(f"fixed_std must be a finite number > 0 or None, got {v!r}")
+            object.__setattr__(self, "fixed_std", float(v))
+        if self.mean_init not in MEAN_INITS:
+            raise ValueError(f"mean_init must be one of {MEAN_INITS}, got {self.mean_init!r}")
 
     # ------------------------------------------------------------------ internals
     @property
@@ -122,6 +147,8 @@ class GaussianPolicy:
             activation=self.activation,
             state_dependent_std=self.state_dependent_std,
             raw_std_init=_inverse_softplus(float(self.init_std) - float(self.min_std)),
+            learned_std=self.fixed_std is None,
+            zero_mean_init=self.mean_init == "zeros",
         )
 
     def raw_std_to_std(self, raw: jax.Array) -> jax.Array:
@@ -136,6 +163,8 @@ class GaussianPolicy:
     def distribution(self, params: Params, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(mu, std) of the pre-squash Gaussian at obs (any leading batch shape)."""
         mu, raw = self.module.apply(params, obs)
+        if self.fixed_std is not None:
+            return mu, jnp.full_like(mu, self.fixed_std)
         return mu, self.raw_std_to_std(raw)
 
     def squash(self, u: jax.Array) -> jax.Array:

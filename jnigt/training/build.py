@@ -15,6 +15,7 @@ from jnigt import timing as timing_lib
 OPTAX_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "lion")
 OPTIMIZERS = ("nigt",) + OPTAX_OPTIMIZERS
 POLICIES = ("mlp", "linear")
+MEAN_INITS = ("lecun_normal", "zeros")
 TIME_UNITS = timing_lib.TIME_UNITS
 CHARGES = timing_lib.CHARGES
 
@@ -69,14 +70,26 @@ def make_timing(config, num_params: int | None = None) -> timing_lib.Timing:
     return t
 
 
+def policy_kwargs(config) -> dict:
+    """``GaussianPolicy`` keyword arguments of ``config.policy``: "mlp" (tanh MLP, ``hidden_sizes``) or
+    "linear" (``mu = W s + b``, no squashing: the LQR ground truth), with ``fixed_std`` and ``mean_init``
+    when they are not the defaults."""
+    if config.policy == "linear":
+        kw = dict(hidden_sizes=(), action_scale=None, state_dependent_std=False)
+    else:
+        kw = dict(hidden_sizes=tuple(config.hidden_sizes))
+    if config.fixed_std is not None:
+        kw.update(fixed_std=config.fixed_std, state_dependent_std=False)
+    if config.mean_init != "lecun_normal":
+        kw.update(mean_init=config.mean_init)
+    return kw
+
+
 def make_policy(config, env):
-    """The Gaussian policy of ``config.policy``: "mlp" (tanh MLP, ``hidden_sizes``) or "linear"
-    (``mu = W s + b``, no squashing: the LQR ground truth)."""
+    """The Gaussian policy of ``config`` (:func:`policy_kwargs`) sized for ``env``."""
     from jnigt.gradients.policy import make_policy as make
 
-    if config.policy == "linear":
-        return make(env, hidden_sizes=(), action_scale=None, state_dependent_std=False)
-    return make(env, hidden_sizes=tuple(config.hidden_sizes))
+    return make(env, **policy_kwargs(config))
 
 
 def make_optimizer(name: str, learning_rate, momentum=None) -> optax.GradientTransformationExtraArgs:

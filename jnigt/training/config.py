@@ -12,7 +12,7 @@ import numpy as np
 
 from jnigt import validate
 from jnigt.gradients.obs_norm import OBS_NORMS
-from jnigt.training.build import CHARGES, OPTIMIZERS, POLICIES, TIME_UNITS
+from jnigt.training.build import CHARGES, MEAN_INITS, OPTIMIZERS, POLICIES, TIME_UNITS
 from jnigt.training.methods import METHODS
 
 
@@ -65,6 +65,8 @@ _FIELD_CHECKS = {
     "method": _name_in(METHODS, "method", "methods"),
     "optimizer": _name_in(OPTIMIZERS, "optimizer", "optimizers"),
     "policy": _name_in(POLICIES, "policy", "policies"),
+    "fixed_std": lambda name, value: None if value is None else validate.positive(name, value),
+    "mean_init": _name_in(MEAN_INITS, "mean initialiser", "initialisers"),
     "num_agents": _int(1),
     "step_model": _spec,
     "comm_model": _spec,
@@ -145,6 +147,11 @@ class TrainConfig:
     """hidden layers of the mlp policy"""
     policy: str = "mlp"
     """mlp (tanh MLP Gaussian policy, docs/algorithms.md#gpomdp) | linear (mu = W s + b, no tanh; LQR ground truth)"""
+    fixed_std: float | None = None
+    """None: the exploration std is learned | a number: std fixed at it, gradients over the mean only (the
+    exact LQR studies, jnigt/experiments/lqr_exact.py)"""
+    mean_init: str = "lecun_normal"
+    """kernel initialiser of the policy's mean layer: lecun_normal (flax's default) | zeros (linear: W_0 = 0)"""
     seed: int = 0
     """PRNG seed of the run"""
     malenia_slack: float = 2.0
