@@ -111,6 +111,9 @@ class Scale:
     eval_episodes: int
     n100: int  # "n = 100" panels (fewer agents at tiny)
     n10: int
+    fill: bool = (
+        False  # runs per call: all runs of one (method, M) that fit in memory (compare.fill_runs_per_call)
+    )
 
 
 SCALES = {
@@ -123,7 +126,9 @@ SCALES = {
         n100=100,
         n10=10,
     ),
-    "full": Scale(horizon={"default": 1000}, rounds=500, grid_points=25, eval_episodes=16, n100=100, n10=10),
+    "full": Scale(
+        horizon={"default": 1000}, rounds=500, grid_points=25, eval_episodes=16, n100=100, n10=10, fill=True
+    ),
 }
 
 
