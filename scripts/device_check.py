@@ -40,7 +40,7 @@ STAGES = ("raw_brax", "equal_time", "panel_slice")
 #: Seconds per stage (full / tiny). Full: 420 s of stages + process start-ups < 8 minutes.
 BUDGETS = {
     "full": {"raw_brax": 110.0, "equal_time": 170.0, "panel_slice": 120.0},
-    "tiny": {"raw_brax": 60.0, "equal_time": 60.0, "panel_slice": 60.0},
+    "tiny": {"raw_brax": 120.0, "equal_time": 120.0, "panel_slice": 120.0},  # wall on a loaded 2-core CPU
 }
 SETTINGS = {
     "full": dict(
@@ -315,8 +315,8 @@ def merge(report: dict, event: dict) -> None:
         st.setdefault("skipped", []).append(event["skipped"])
     elif kind == "end":
         st["wall_s"] = round(event["wall_s"], 2)
-        if st["status"] == "running":
-            st["status"] = "done"
+        if st["status"] == "running":  # a stage that ended past its budget ran over it
+            st["status"] = "done" if event["wall_s"] <= st["budget_s"] else "over_budget"
 
 
 def write(report: dict, path: str) -> None:

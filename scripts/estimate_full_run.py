@@ -80,7 +80,7 @@ class Measured(Assumed):
         self.points, self.compiles = {}, {}
         for stage in ("equal_time", "panel_slice"):  # the panel slice, when there, wins
             for m, r in st.get(stage, {}).get("results", {}).items():
-                if isinstance(r, dict) and r.get("env_steps_per_s"):
+                if m in panels.LABELS and r.get("env_steps_per_s"):
                     width = r.get(
                         "parallel_trajectories", r.get("K", 1) * (r.get("M", 1) if m != "afedpg" else 1)
                     )

@@ -96,8 +96,8 @@ class ReproduceArgs(CommonArgs):
 
     size: str = "cpu"
     """tiny | cpu | full. Run time: tiny about 1-5 min on a CPU; cpu all 13 panels in 44 min on 2 CPU
-    cores (measured from an empty compile cache; 2-6 min per panel); full on one GPU: about 10 hours per
-    n = 10 panel, 7 days for all 12 (estimated, not measured; README "Reproducing the paper")"""
+    cores (measured from an empty compile cache; 2-6 min per panel); full on one GPU: estimated, not
+    measured, in docs/results/full_run_estimate.txt (README "Reproducing the paper")"""
     panels: tuple[str, ...] = ()
     """panel names (default: all of the size)"""
     out: str = "runs/paper"
