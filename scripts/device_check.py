@@ -9,9 +9,12 @@ Writes one JSON (``--out``) with three stages, each with its own time budget (``
                problem (humanoid, H = 1000, n = 10, scenario (c)), K runs x M = 128 x 32 = 4096 trajectories
                per round, Rennala NIGT and AFedPG to the same end times; the Rennala event loop
                (``jnigt.experiments.eventloop.RennalaEventLoop``) on the same problem, and the ratios;
-  panel_slice  2 minutes of ``jnigt reproduce --size full`` panel ``main_c``: per method, its first tuning call
-               (M = the grid's first, runs per call as the panel fills them, ``compare.fill_runs_per_call``).
+  panel_slice  a slice of ``jnigt reproduce --size full`` panel ``main_c`` (its budget: compiles + 2 minutes): per
+               method, its first tuning call (M = the grid's first, runs per call as the panel fills them,
+               ``compare.fill_runs_per_call``).
 
+The programs of a stage compile concurrently in threads (XLA releases the GIL; the device has 16 cores), the
+event loop's first round beside them.
 Env steps per second are the marginal rate of a call to end time ``r`` rounds over a call to one round (the
 same compiled program: the times are an argument), so compilation, evaluation and launch cost drop out; the
 compile time is recorded beside it. ``scripts/estimate_full_run.py --measured <out>`` turns it into hours.
@@ -19,7 +22,7 @@ compile time is recorded beside it. ``scripts/estimate_full_run.py --measured <o
 The stages run in a child process; this process only watches. Each measurement is appended to the JSON as it
 finishes; a stage that reaches its budget skips what is left (``over_budget``), and one that runs past its
 budget plus ``--grace`` (a compile that never ends) is killed and recorded as such; the next stage then runs in
-a fresh child. ``--tiny``: the same code on CPU in seconds (env ``fast``, B = 8 and 16, K x M = 4 x 4, the
+a fresh child. At ``--deadline`` seconds everything still running is killed and the stages left say so. ``--tiny``: the same code on CPU in seconds (env ``fast``, B = 8 and 16, K x M = 4 x 4, the
 tiny ``main_c``, its reference method only in the slice), what tests/test_device_check.py runs.
 
     python scripts/device_check.py --out device_check.json                 # on the accelerator
@@ -37,9 +40,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STAGES = ("raw_brax", "equal_time", "panel_slice")
-#: Seconds per stage (full / tiny). Full: 420 s of stages + process start-ups < 8 minutes.
+#: Seconds per stage (full / tiny). Full: 390 s of stages; with the child's start and --deadline, < 8 minutes.
 BUDGETS = {
-    "full": {"raw_brax": 110.0, "equal_time": 170.0, "panel_slice": 120.0},
+    "full": {"raw_brax": 75.0, "equal_time": 150.0, "panel_slice": 165.0},
     "tiny": {"raw_brax": 120.0, "equal_time": 120.0, "panel_slice": 120.0},  # wall on a loaded 2-core CPU
 }
 SETTINGS = {
@@ -93,30 +96,64 @@ class Stage:
         return True
 
 
-def _rate(runner, seeds, lrs, moms, t_round, stage, what, max_rounds):
-    """Compile + 1 round, a steady 1-round call, then a call of as many rounds as half the time left allows:
-    env steps per second = extra env steps / extra wall of the long call over the 1-round call."""
+def _compile_all(jobs: dict) -> dict:
+    """``{name: (runner, seeds, lrs, moms)}`` -> ``{name: (call, compile_s)}``: each runner's equal-time program
+    lowered here (tracing holds the GIL), then all compiled at once in threads (XLA releases it); ``call(times)``
+    runs the compiled program on those runs and returns its records."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import jax
     import numpy as np
 
     from jnigt.experiments.sweep import time_grid
 
-    def call(rounds):
-        t = time.perf_counter()
-        g = runner(seeds, lrs, moms, time_grid(rounds * t_round * (1 + 1e-6), 2))
-        return time.perf_counter() - t, float(np.sum(g.env_steps[:, -1])), int(np.median(g.rounds[:, -1]))
+    lowered = {}
+    for name, (runner, seeds, lrs, moms) in jobs.items():
+        args = (
+            np.asarray(seeds, np.int32),
+            np.broadcast_to(np.asarray(lrs, np.float32), np.shape(seeds)),
+            np.broadcast_to(np.asarray(moms, np.float32), np.shape(seeds)),
+        )
+        lowered[name] = (runner._program.lower(*args, time_grid(1.0, 2)), args, runner._options)
 
-    first, _, _ = call(1)
-    out = dict(first_call_s=round(first, 2))
+    def build(name):
+        lo, args, options = lowered[name]
+        t = time.perf_counter()
+        compiled = lo.compile(compiler_options=options)
+        return (lambda times: jax.device_get(compiled(*args, times))), time.perf_counter() - t
+
+    with ThreadPoolExecutor(max(1, len(lowered))) as pool:
+        return dict(zip(lowered, pool.map(build, lowered)))
+
+
+def _rate(call, compile_s, t_round, stage, what, max_rounds):
+    """A first 1-round call, a steady 1-round call, then a call of as many rounds as half the time left allows
+    (the same compiled program: the grid is an argument): env steps per second = extra env steps / extra wall
+    of the long call over the 1-round call, so evaluation and launch costs drop out."""
+    import numpy as np
+
+    from jnigt.experiments.sweep import time_grid
+
+    def timed(rounds):
+        t = time.perf_counter()
+        recs = call(time_grid(rounds * t_round * (1 + 1e-6), 2))
+        wall = time.perf_counter() - t
+        return wall, float(np.sum(recs["env_steps"][:, -1])), int(np.median(recs["rounds"][:, -1]))
+
+    out = dict(compile_s=round(compile_s, 2))
+    if stage.over(f"{what}: calls"):
+        return out
+    first, _, _ = timed(1)
+    out.update(first_call_s=round(first, 3))
     if stage.over(f"{what}: steady calls"):
         return out
-    w1, s1, _ = call(1)
+    w1, s1, _ = timed(1)
     r = int(min(max_rounds, max(2, 0.5 * stage.left() / max(w1, 1e-3))))
     if stage.left() < 2 * w1:
         r = 1
-    wr, sr, steps = (w1, s1, 1) if r == 1 else call(r)
+    wr, sr, steps = (w1, s1, 1) if r == 1 else timed(r)
     rate = (sr - s1) / (wr - w1) if r > 1 and wr > w1 else s1 / w1
     out.update(
-        compile_s=round(first - w1, 2),
         one_round_call_s=round(w1, 3),
         rounds=r,
         steps_by_end=steps,
@@ -166,6 +203,8 @@ def raw_brax(stage: Stage, s: dict) -> None:
 
 
 def equal_time(stage: Stage, s: dict) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
 
     from jnigt.experiments import compare, panels
@@ -175,36 +214,37 @@ def equal_time(stage: Stage, s: dict) -> None:
     panel = panels.panels_for(s["size"])["main_c"]
     env = compare.make_env(panel)
     k, m = s["runs"], s["batch"]
-    seeds = np.arange(k)
-    t_round, rates = None, {}
-    for method in ("rennala", "afedpg"):
-        if stage.over(f"{method} runner"):
-            break
-        trainer = compare.make_trainer(panel, method, m, env=env)
-        t_round = t_round or compare.end_time(trainer, 1)
-        runner = EqualTimeRunner(trainer, fast_compile=s["size"] == "tiny")
-        c = trainer.config
-        r = _rate(runner, seeds, c.learning_rate, c.momentum, t_round, stage, method, s["max_rounds"])
-        r.update(
-            panel=panel.name,
-            env=panel.env,
-            horizon=panel.horizon,
-            n=panel.num_agents,
-            K=k,
-            M=m,
-            rounds_of="rennala",
-        )
-        stage.result(method, r)
-        rates[method] = r.get("env_steps_per_s")
+    trainers = {x: compare.make_trainer(panel, x, m, env=env) for x in ("rennala", "afedpg")}
+    t_round = compare.end_time(trainers["rennala"], 1)  # one Rennala round: both methods to the same times
+    c = trainers["rennala"].config
+    tr = trainers["rennala"]
+    loop = RennalaEventLoop(
+        tr.policy, tr.env, tr.timing.step_time, tr.timing.comm_time, c.horizon, c.discount, m
+    )
+    jobs = {
+        x: (EqualTimeRunner(t, fast_compile=s["size"] == "tiny"), np.arange(k), c.learning_rate, c.momentum)
+        for x, t in trainers.items()
+    }
+    with ThreadPoolExecutor(1) as pool:  # the event loop compiles (and runs a round) beside the runners
+
+        def warm():
+            t = time.perf_counter()
+            loop.run(0, c.learning_rate, c.momentum, 1)
+            return time.perf_counter() - t
+
+        loop_first = pool.submit(warm)
+        programs = _compile_all(jobs)
+        loop_first_s = loop_first.result()
+    stage.result("compile", {x: round(w, 2) for x, (_, w) in programs.items()})
+    rates = {}
+    for x, (call, compile_s) in programs.items():
+        share = Stage(stage.events, stage.name, stage.left() / 3)  # the event loop keeps a third
+        r = _rate(call, compile_s, t_round, share, x, s["max_rounds"])
+        r.update(panel=panel.name, env=panel.env, horizon=panel.horizon, n=panel.num_agents, K=k, M=m)
+        r.update(parallel_trajectories=k * (m if x == "rennala" else 1), rounds_of="rennala")
+        stage.result(x, r)
+        rates[x] = r.get("env_steps_per_s")
     if not stage.over("event loop"):
-        tr = compare.make_trainer(panel, "rennala", m, env=env)
-        c = tr.config
-        loop = RennalaEventLoop(
-            tr.policy, tr.env, tr.timing.step_time, tr.timing.comm_time, c.horizon, c.discount, m
-        )
-        t = time.perf_counter()
-        loop.run(0, c.learning_rate, c.momentum, 1)
-        first = time.perf_counter() - t
         t = time.perf_counter()
         _, _, steps, traj = loop.run(1, c.learning_rate, c.momentum, 1)
         wall = time.perf_counter() - t
@@ -212,7 +252,7 @@ def equal_time(stage: Stage, s: dict) -> None:
         stage.result(
             "event_loop",
             dict(
-                first_round_s=round(first, 2),
+                first_round_s=round(loop_first_s, 2),
                 round_s=round(wall, 3),
                 env_steps=steps,
                 trajectories=traj,
@@ -220,12 +260,9 @@ def equal_time(stage: Stage, s: dict) -> None:
             ),
         )
     ratios = {}
-    if rates.get("rennala") and rates.get("event_loop"):
-        ratios["rennala_over_event_loop"] = rates["rennala"] / rates["event_loop"]
-    if rates.get("afedpg") and rates.get("event_loop"):
-        ratios["afedpg_over_event_loop"] = rates["afedpg"] / rates["event_loop"]
-    if rates.get("rennala") and rates.get("afedpg"):
-        ratios["afedpg_over_rennala"] = rates["afedpg"] / rates["rennala"]
+    for a, b in (("rennala", "event_loop"), ("afedpg", "event_loop"), ("afedpg", "rennala")):
+        if rates.get(a) and rates.get(b):
+            ratios[f"{a}_over_{b}"] = rates[a] / rates[b]
     stage.result("ratios", ratios)
 
 
@@ -239,29 +276,23 @@ def panel_slice(stage: Stage, s: dict) -> None:
     grid = panel.grid or tuning.GRIDS[s["size"]]
     env = compare.make_env(panel)
     hp = grid.hyper_points()
-    t_round = None
+    runs = len(hp) * grid.tune_seeds
     methods = panel.methods[: s["slice_methods"]]
-    for i, method in enumerate(methods):
-        if stage.over(f"{method} slice"):
-            return
+    jobs, info = {}, {}
+    for method in methods:  # each method's first tuning call, as run_panel makes it
         batch = grid.batches(method)[0]
         trainer = compare.make_trainer(panel, method, batch, env=env)
-        t_round = t_round or compare.end_time(trainer, 1)
-        runs = len(hp) * grid.tune_seeds
         c = compare.fill_runs_per_call(trainer, runs)
-        runner = EqualTimeRunner(trainer, fast_compile=s["size"] == "tiny")
         lrs = np.repeat([a for a, _ in hp], grid.tune_seeds)[:c]
         moms = np.repeat([e for _, e in hp], grid.tune_seeds)[:c]
         seeds = np.tile(np.array(grid.tuning_seeds), len(hp))[:c]
-        # this method's share of what is left: the later methods get theirs
-        share = Stage(stage.events, stage.name, stage.left() / (len(methods) - i))
-        r = _rate(runner, seeds, lrs, moms, t_round, share, method, s["max_rounds"])
+        jobs[method] = (EqualTimeRunner(trainer, fast_compile=s["size"] == "tiny"), seeds, lrs, moms)
         slots = {
             "rennala": batch,
             "malenia": batch,
             "synchronized": panel.num_agents * -(-batch // panel.num_agents),
         }
-        r.update(
+        info[method] = dict(
             panel=panel.name,
             size=s["size"],
             env=panel.env,
@@ -272,7 +303,15 @@ def panel_slice(stage: Stage, s: dict) -> None:
             parallel_trajectories=c * slots.get(method, 1),
             rounds_of=panel.reference,
         )
-        stage.result(method, r)
+        if method == panel.reference:
+            t_round = compare.end_time(trainer, 1)
+    programs = _compile_all(jobs)
+    stage.result("compile", {x: round(w, 2) for x, (_, w) in programs.items()})
+    for i, (method, (call, compile_s)) in enumerate(programs.items()):
+        # this method's share of what is left: the later methods get theirs
+        share = Stage(stage.events, stage.name, stage.left() / (len(programs) - i))
+        r = _rate(call, compile_s, t_round, share, method, s["max_rounds"])
+        stage.result(method, dict(r, **info[method]))
 
 
 def child(a) -> int:
@@ -335,18 +374,26 @@ def supervise(
     out: str,
     grace: float,
     poll: float = 0.2,
+    deadline: float = float("inf"),
 ) -> dict:
     """Run ``cmd + [--stages a,b,...]`` until every stage is done, killing a child whose current stage runs
-    past its budget + ``grace`` (recorded ``killed``) and restarting it on the stages left."""
+    past its budget + ``grace`` (recorded ``killed``) and restarting it on the stages left; past ``deadline``
+    seconds the child is killed and every stage left is recorded ``not_run`` (deadline)."""
     todo = list(stages)
-    seen = 0
+    seen, end = 0, time.monotonic() + deadline
     while todo:
+        if time.monotonic() > end:
+            for name in todo:
+                report["stages"][name].update(status="not_run", reason="deadline")
+            write(report, out)
+            break
         with open(events + ".stderr", "w") as err:
             proc = subprocess.Popen(cmd + ["--stages", ",".join(todo)], stderr=err, start_new_session=True)
         current, started = None, time.monotonic()
         while True:
             code = proc.poll()
-            lines = open(events).read().splitlines() if os.path.exists(events) else []
+            # whole lines only: the child may be writing the last one
+            lines = open(events).read().split("\n")[:-1] if os.path.exists(events) else []
             for line in lines[seen:]:
                 ev = json.loads(line)
                 merge(report, ev)
@@ -360,12 +407,15 @@ def supervise(
                 write(report, out)
             if code is not None:
                 break
-            if current is not None and time.monotonic() - started > budgets[current] + grace:
+            late = time.monotonic() > end
+            if late or (current is not None and time.monotonic() - started > budgets[current] + grace):
                 os.killpg(proc.pid, 9)
                 proc.wait()
-                st = report["stages"][current]
-                st.update(status="killed", wall_s=round(time.monotonic() - started, 2))
-                todo.remove(current)
+                if current is not None:
+                    st = report["stages"][current]
+                    st.update(status="killed", wall_s=round(time.monotonic() - started, 2))
+                    st["reason"] = "deadline" if late else "budget + grace"
+                    todo.remove(current)
                 write(report, out)
                 break
             time.sleep(poll)
@@ -394,7 +444,10 @@ def main(argv=None) -> int:
     p.add_argument("--tiny", action="store_true", help="tiny sizes on CPU (the suite's check)")
     p.add_argument("--budget", action="append", default=[], metavar="STAGE=SECONDS")
     p.add_argument(
-        "--grace", type=float, default=30.0, help="seconds past a stage's budget before it is killed"
+        "--grace", type=float, default=15.0, help="seconds past a stage's budget before it is killed"
+    )
+    p.add_argument(
+        "--deadline", type=float, default=None, help="seconds for all (default: full 465, tiny 900)"
     )
     p.add_argument("--stages", default=",".join(STAGES))
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -426,7 +479,8 @@ def main(argv=None) -> int:
     cmd += ["--tiny"] if a.tiny else []
     cmd += [f"--budget={k}={v}" for k, v in a.budgets.items()]
     t0 = time.monotonic()
-    supervise(cmd, stages, a.budgets, events, report, a.out, a.grace)
+    deadline = a.deadline or (900.0 if a.tiny else 465.0)
+    supervise(cmd, stages, a.budgets, events, report, a.out, a.grace, deadline=deadline)
     report["wall_s"] = round(time.monotonic() - t0, 1)
     write(report, a.out)
     for name, st in report["stages"].items():

@@ -63,7 +63,7 @@ events = sys.argv[sys.argv.index("--events") + 1]
 for name in sys.argv[sys.argv.index("--stages") + 1].split(","):
     with open(events, "a") as f:
         f.write(json.dumps(dict(stage=name, event="start")) + "\\n")
-    if name == "hangs":
+    if name.startswith("hangs"):
         time.sleep(60)
     with open(events, "a") as f:
         f.write(json.dumps(dict(stage=name, event="result", key="x", value=1)) + "\\n")
@@ -81,3 +81,15 @@ def test_a_stage_past_its_budget_is_killed_and_the_next_runs(tmp_path):
     written = json.load(open(out))
     assert written["stages"]["hangs"]["status"] == "killed" and written["stages"]["hangs"]["results"] == {}
     assert written["stages"]["fine"] == dict(status="done", budget_s=0.5, results={"x": 1}, wall_s=0.0)
+
+
+def test_past_the_deadline_everything_left_is_recorded(tmp_path):
+    dc = _load("device_check")
+    stages = ["hangs", "hangs_too"]
+    report = dict(stages={s: dict(status="not_run", budget_s=100, results={}) for s in stages})
+    out, events = str(tmp_path / "r.json"), str(tmp_path / "r.events")
+    cmd = [sys.executable, "-c", FAKE_CHILD, "--events", events]
+    dc.supervise(cmd, stages, dict.fromkeys(stages, 100), events, report, out, 1, poll=0.05, deadline=1.0)
+    st = json.load(open(out))["stages"]
+    assert st["hangs"]["status"] == "killed" and st["hangs"]["reason"] == "deadline"
+    assert st["hangs_too"] == dict(status="not_run", budget_s=100, results={}, reason="deadline")
