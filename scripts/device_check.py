@@ -27,6 +27,14 @@ tiny ``main_c``, its reference method only in the slice), what tests/test_device
 
     python scripts/device_check.py --out device_check.json                 # on the accelerator
     python scripts/device_check.py --tiny --out /tmp/device_check.json     # anywhere
+
+On a lent H200 (its image has jax with CUDA, flax, optax, chex, scipy, but no brax or mujoco; Python 3.12): carry
+these cp312 wheels (about 30 MB), fetched here with ``pip download --no-deps --only-binary=:all: --python-version
+3.12 --implementation cp --platform manylinux_2_28_x86_64 -d .whl``: brax==0.14.2 jaxopt==0.8.5 mujoco==4.0.0
+mujoco-core==4.0.0 mujoco-studio==4.0.0 mujoco-mjx==3.17.0 trimesh==5.2.0 glfw==2.11.0, and run
+``pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && mkdir -p /tmp/pp && ln -sfn $PWD/envs
+/tmp/pp/jnigt_envs && PYTHONPATH=/tmp/site:$PWD:/tmp/pp PYTHONUNBUFFERED=1 python3 scripts/device_check.py
+--out $OUT/device_check.json`` (the machine's jax may be newer than the one pinned here: the JSON records both).
 """
 
 from __future__ import annotations

@@ -189,6 +189,12 @@ def main(argv=None) -> int:
     p.add_argument("--device-memory-gib", type=float, default=141.0, help="device memory (141: one H200)")
     p.add_argument("--measured", default=None, help="a scripts/device_check.py JSON: use its measured rates")
     a = p.parse_args(argv)
+    from jnigt.cli_support import quiet_dependency_noise
+
+    quiet_dependency_noise()
+    args = " ".join(sys.argv[1:] if argv is None else argv)
+    print(f"# PYTHONPATH=. python scripts/estimate_full_run.py {args}".rstrip())
+    print("# an ESTIMATE of the run time of jnigt reproduce --size " + a.size + ", not a measurement")
     throughput = Assumed(a.steps_per_second, a.at_trajectories, a.saturation, a.compile_s)
     if a.measured:
         throughput = Measured(a.measured, throughput)
@@ -207,12 +213,15 @@ def main(argv=None) -> int:
         + "; width = trajectories stepped at once per call"
     )
     total = total_steps = 0.0
+    by_method = {}
     for name in names:
         panel = table[name]
         est = panel_estimate(panel, panel.grid or tuning.GRIDS[a.size], throughput, fill, limit)
         s = sum(e["seconds"] for e in est.values())
         steps = sum(e["env_steps"] for e in est.values())
         total, total_steps = total + s, total_steps + steps
+        for m, e in est.items():
+            by_method[m] = by_method.get(m, 0.0) + e["seconds"]
         per = ", ".join(
             f"{panels.LABELS[m]} {e['seconds'] / 3600:.1f} h ({e['env_steps']:.2g} steps, {e['calls']:g} calls, "
             f"width {'/'.join(str(w) for w in e['widths'])})"
@@ -220,6 +229,7 @@ def main(argv=None) -> int:
         )
         print(f"{name:18s} {s / 3600:6.1f} h  {steps:.3g} env steps: {per}", flush=True)
     print(f"all {len(names)} panels: {total_steps:.3g} env steps (padding included), {total / 3600:.0f} h")
+    print("by method: " + ", ".join(f"{panels.LABELS[m]} {v / 3600:.0f} h" for m, v in by_method.items()))
     return 0
 
 

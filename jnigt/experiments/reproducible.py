@@ -37,7 +37,8 @@ LIBRARIES = ("jax", "jaxlib", "brax", "optax", "flax", "numpy")
 def _backend_started() -> bool:
     from jax._src import xla_bridge
 
-    return xla_bridge.backends_are_initialized()
+    started = getattr(xla_bridge, "backends_are_initialized", None)  # private: jax 0.10 has it
+    return started() if started is not None else bool(getattr(xla_bridge, "_backends", {}))
 
 
 def _flag_value(xla_flags: str, flag: str = FLAG) -> str | None:
