@@ -27,7 +27,9 @@ def test_pin_reaches_xla_before_the_backend_starts(tmp_path):
     assert f"PINNED {reproducible.DEFAULT_ISA}" in res.stdout
     # XLA compiled with the pinned target (its dump of the debug options it used)
     options = [p for p in os.listdir(tmp_path) if p.endswith(".debug_options")]
-    assert options and all('xla_cpu_max_isa: "AVX2"' in open(tmp_path / p).read() for p in options), options
+    used = [open(tmp_path / p).read() for p in options]
+    assert used and all('xla_cpu_max_isa: "AVX2"' in u for u in used), options
+    assert all("xla_cpu_enable_platform_dependent_math: false" in u for u in used), used[0]
 
 
 def test_pin_refuses_a_started_backend_and_keeps_explicit_or_native(monkeypatch):
@@ -39,9 +41,13 @@ def test_pin_refuses_a_started_backend_and_keeps_explicit_or_native(monkeypatch)
     assert "max_isa" not in os.environ["XLA_FLAGS"]
     monkeypatch.setenv(reproducible.ENV, "native")
     assert reproducible.pin_codegen() is None and "max_isa" not in os.environ["XLA_FLAGS"]
-    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_max_isa=SSE4_2")  # chosen by hand: kept
+    # chosen by hand: kept
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_max_isa=SSE4_2 --xla_cpu_enable_platform_dependent_math=false")
     monkeypatch.delenv(reproducible.ENV)
     assert reproducible.pin_codegen() == "SSE4_2"
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_max_isa=SSE4_2")  # one flag missing: cannot add it now
+    with pytest.raises(ValueError, match="without --xla_cpu_enable_platform_dependent_math=false"):
+        reproducible.pin_codegen()
 
 
 def test_cli_experiment_commands_pin_or_say_why_not(monkeypatch, capsys, tmp_path):

@@ -4,13 +4,14 @@ XLA's CPU compiler generates code for the instruction set of the host it runs on
 it, AVX2 elsewhere), so the same program gives results that differ in the last bits from one machine to
 another, and chaotic RL rollouts amplify that into different curves. :func:`pin_codegen` caps the target at
 one instruction set (``--xla_cpu_max_isa``, default :data:`DEFAULT_ISA`, which every x86-64 CPU of the last
-decade has) before jax initialises its backend; the experiment commands (``jnigt sweep``, ``compare``,
-``reproduce``) call it first. XLA reads ``XLA_FLAGS`` once, when the backend starts, so a process whose
+decade has) and turns XLA's platform-dependent math off (``--xla_cpu_enable_platform_dependent_math=false``:
+"faster code at the expense of consistent results across CPUs", in XLA's words) before jax initialises its
+backend; the experiment commands (``jnigt sweep``, ``compare``, ``reproduce``) call it first. XLA reads ``XLA_FLAGS`` once, when the backend starts, so a process whose
 backend already runs with other flags cannot be pinned: :func:`pin_codegen` then refuses in one line.
 
 Off-switch: ``JNIGT_XLA_ISA=native`` (or ``off``) compiles for the host as plain jax does; any other value
-is the instruction set to pin (XLA's names: ``SSE4_2``, ``AVX``, ``AVX2``, ``AVX512``, ...). An explicit
-``--xla_cpu_max_isa`` in ``XLA_FLAGS`` is kept as given. Only x86-64 hosts are pinned (XLA's names for
+is the instruction set to pin (XLA's names: ``SSE4_2``, ``AVX``, ``AVX2``, ``AVX512``, ...). A flag already
+in ``XLA_FLAGS`` is kept as given. Only x86-64 hosts are pinned (XLA's names for
 other CPUs differ). What is still host-dependent (thread counts, library kernels that dispatch on the CPU at
 run time, accelerators) is why :func:`machine` is recorded beside every result (``machine`` in
 ``<panel>_chosen.json`` and ``walls.json``).
@@ -26,6 +27,8 @@ import platform
 ENV = "JNIGT_XLA_ISA"
 DEFAULT_ISA = "AVX2"
 FLAG = "--xla_cpu_max_isa"
+#: The other pinned flag and its value.
+MATH_FLAG, MATH_VALUE = "--xla_cpu_enable_platform_dependent_math", "false"
 #: Values of :data:`ENV` that leave the code generation to the host.
 NATIVE = ("native", "off", "none", "")
 #: CPU flags (``/proc/cpuinfo``) that decide XLA's CPU code generation.
@@ -56,27 +59,28 @@ def wanted_isa() -> str | None:
 
 
 def pin_codegen() -> str | None:
-    """Cap XLA's CPU code generation at :func:`wanted_isa` by adding ``--xla_cpu_max_isa`` to ``XLA_FLAGS``,
-    before jax starts its backend. Returns the pinned instruction set (None: native code).
+    """Cap XLA's CPU code generation at :func:`wanted_isa` and turn platform-dependent math off, by adding
+    :data:`FLAG` and :data:`MATH_FLAG` to ``XLA_FLAGS`` (each unless already there) before jax starts its
+    backend. Returns the instruction set in force (None: native code).
 
-    Raises ValueError when jax's backend already runs without that flag (it cannot change any more):
-    call it before the first jax computation, or set ``JNIGT_XLA_ISA=native``.
+    Raises ValueError when jax's backend already runs without them (they cannot change any more): call it
+    before the first jax computation, or set ``JNIGT_XLA_ISA=native``.
     """
     flags = os.environ.get("XLA_FLAGS", "")
-    given = _flag_value(flags)
-    if given is not None:
-        return given  # chosen explicitly: kept (and recorded by machine())
     isa = wanted_isa()
     if isa is None:
-        return None
+        return _flag_value(flags)
+    missing = [f"{k}={v}" for k, v in ((FLAG, isa), (MATH_FLAG, MATH_VALUE)) if _flag_value(flags, k) is None]
+    if not missing:
+        return _flag_value(flags)
     if _backend_started():
         raise ValueError(
-            f"{ENV}: jax's backend already started with XLA_FLAGS={flags!r}, without {FLAG}={isa}, so "
+            f"{ENV}: jax's backend already started with XLA_FLAGS={flags!r}, without {' '.join(missing)}, so "
             f"the CPU code generation can no longer be pinned; pin before the first jax computation "
             f"(a new process) or set {ENV}=native"
         )
-    os.environ["XLA_FLAGS"] = f"{flags} {FLAG}={isa}".strip()
-    return isa
+    os.environ["XLA_FLAGS"] = " ".join([flags, *missing]).strip()
+    return _flag_value(os.environ["XLA_FLAGS"])
 
 
 def cpu_info(path: str = "/proc/cpuinfo") -> dict:
