@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jnigt.experiments import stats, tuning
+from jnigt.experiments import reproducible, stats, tuning
 from jnigt.experiments.panels import LABELS, Panel
 from jnigt.experiments.sweep import EqualTimeRunner, GridRuns, time_grid
 
@@ -246,8 +246,6 @@ def run_panel(
     ``fast_compile``: see ``EqualTimeRunner`` (used at size tiny)."""
     from tqdm.auto import tqdm
 
-    from jnigt.experiments import reproducible
-
     env = make_env(panel)
     runners: dict[tuple[str, int], EqualTimeRunner] = {}
 
@@ -261,6 +259,7 @@ def run_panel(
     calls: dict[tuple[str, int], int] = {}
 
     def per_call(method, batch, runs):
+        """Fixed at the first call of (method, M): tuning and report share its one compile."""
         if (method, batch) not in calls:
             fit = fill and not runs_per_call
             calls[method, batch] = (
@@ -408,8 +407,6 @@ def run_sweep(
     best = tuning.select(rows)
     name = f"{panel.name}_{method}"
     tuning.write_table(os.path.join(out_dir, f"{name}_grid.csv"), rows)
-    from jnigt.experiments import reproducible
-
     extra = dict(t_end=float(times[-1]), machine=reproducible.machine())
     tuning.write_chosen(os.path.join(out_dir, f"{name}_best.json"), best, grid, extra)
     write_rows(
