@@ -133,7 +133,7 @@ class Measured(Assumed):
         )
 
 
-def panel_estimate(panel, grid, throughput, fill: bool, limit: int) -> dict:
+def panel_estimate(panel, grid, throughput, fill: bool, limit: int, runs_per_call: int | None = None) -> dict:
     """Env steps, calls and seconds per method of ``panel`` (module docstring)."""
     import jax
 
@@ -153,7 +153,9 @@ def panel_estimate(panel, grid, throughput, fill: bool, limit: int) -> dict:
             config = compare.make_config(panel, m, batch)
             policy = build.make_policy(config, env)
             params = sum(x.size for x in jax.tree.leaves(jax.eval_shape(policy.init, jax.random.key(0))))
-            if fill:
+            if runs_per_call:
+                c = runs_per_call
+            elif fill:
                 per_run = memory.check_round_memory(
                     config,
                     obs_size=env.observation_size,
@@ -187,6 +189,7 @@ def main(argv=None) -> int:
     )
     p.add_argument("--compile-s", type=float, default=60.0, help="assumed compile seconds per program")
     p.add_argument("--device-memory-gib", type=float, default=141.0, help="device memory (141: one H200)")
+    p.add_argument("--runs-per-call", type=int, default=None, help="as jnigt reproduce --runs-per-call")
     p.add_argument("--measured", default=None, help="a scripts/device_check.py JSON: use its measured rates")
     a = p.parse_args(argv)
     from jnigt.cli_support import quiet_dependency_noise
@@ -206,7 +209,9 @@ def main(argv=None) -> int:
     print(
         "# runs per call: "
         + (
-            f"all tuning runs of one (method, M) that fit in {memory.DEFAULT_FRACTION:g} x {a.device_memory_gib:g} GiB"
+            f"{a.runs_per_call} (given)"
+            if a.runs_per_call
+            else f"all tuning runs of one (method, M) that fit in {memory.DEFAULT_FRACTION:g} x {a.device_memory_gib:g} GiB"
             if fill
             else "the report seeds"
         )
@@ -216,7 +221,9 @@ def main(argv=None) -> int:
     by_method = {}
     for name in names:
         panel = table[name]
-        est = panel_estimate(panel, panel.grid or tuning.GRIDS[a.size], throughput, fill, limit)
+        est = panel_estimate(
+            panel, panel.grid or tuning.GRIDS[a.size], throughput, fill, limit, a.runs_per_call
+        )
         s = sum(e["seconds"] for e in est.values())
         steps = sum(e["env_steps"] for e in est.values())
         total, total_steps = total + s, total_steps + steps
