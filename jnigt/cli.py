@@ -274,7 +274,12 @@ def _experiment(name: str):
             "reproduce": (commands.ReproduceArgs, commands.reproduce_command),
             "crosscheck": (commands.CrosscheckArgs, commands.crosscheck_command),
         }[name]
-        return run(tyro.cli(args_type, args=argv, prog=f"jnigt {name}"))
+        args = tyro.cli(args_type, args=argv, prog=f"jnigt {name}")
+        if name != "crosscheck":  # host-independent CPU code (jnigt.experiments.reproducible)
+            from jnigt.experiments import reproducible
+
+            reproducible.pin_codegen()
+        return run(args)
 
     return command
 

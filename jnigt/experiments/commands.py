@@ -10,7 +10,7 @@ import json
 import os
 import time
 
-from jnigt.experiments import cache, compare, crosscheck, panels, tuning
+from jnigt.experiments import cache, compare, crosscheck, panels, reproducible, tuning
 from jnigt.experiments import results as results_lib
 
 
@@ -25,7 +25,8 @@ class CommonArgs:
     progress: bool = True
     """tqdm progress bars"""
     runs_per_call: int | None = None
-    """runs per compiled call (default: all runs of a batch size at once)"""
+    """runs per compiled call (default: sweep all runs of a batch size at once; compare and reproduce the
+    report seeds, reproduce --size full all runs of one (method, M) that fit in memory)"""
     verbose: bool = False
     """show the traceback of an error"""
 
@@ -95,8 +96,8 @@ class ReproduceArgs(CommonArgs):
 
     size: str = "cpu"
     """tiny | cpu | full. Run time: tiny about 1-5 min on a CPU; cpu all 13 panels in 44 min on 2 CPU
-    cores (measured from an empty compile cache; 2-6 min per panel); full on one GPU: about 10 hours per
-    n = 10 panel, 7 days for all 12 (estimated, not measured; README "Reproducing the paper")"""
+    cores (measured from an empty compile cache; 2-6 min per panel); full on one GPU: estimated, not
+    measured, in docs/results/full_run_estimate.txt (README "Reproducing the paper")"""
     panels: tuple[str, ...] = ()
     """panel names (default: all of the size)"""
     out: str = "runs/paper"
@@ -191,6 +192,7 @@ def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, 
             runs_per_call,
             progress=progress,
             fast_compile=size == "tiny",
+            fill=panels.SCALES[size].fill,
         )
         walls[n] = time.time() - t0
         print(f"{n}: {walls[n]:.1f} s", flush=True)
@@ -204,7 +206,12 @@ def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, 
         results_lib.write_results(out, [n for n in names if not isinstance(results[n], str)])
     with open(os.path.join(out, "walls.json"), "w") as f:
         json.dump(
-            dict(size=size, wall_s=walls, todo={k: v for k, v in results.items() if isinstance(v, str)}),
+            dict(
+                size=size,
+                wall_s=walls,
+                todo={k: v for k, v in results.items() if isinstance(v, str)},
+                machine=reproducible.machine(),
+            ),
             f,
             indent=1,
         )

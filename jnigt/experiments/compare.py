@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jnigt.experiments import stats, tuning
+from jnigt.experiments import reproducible, stats, tuning
 from jnigt.experiments.panels import LABELS, Panel
 from jnigt.experiments.sweep import EqualTimeRunner, GridRuns, time_grid
 
@@ -82,6 +82,23 @@ def make_trainer(panel: Panel, method: str, batch_size: int, env=None, **kw):
 
     config = make_config(panel, method, batch_size, **kw)
     return Trainer(config, num_devices=1, env=env if env is not None else make_env(panel))
+
+
+def fill_runs_per_call(trainer, runs: int, limit: int | None = None) -> int:
+    """Runs per vmapped call of ``trainer``'s (method, M): all ``runs`` when the memory estimate allows
+    (one run = one round's estimate, :func:`jnigt.training.memory.check_round_memory`), else the fewest
+    calls that fit in ``limit`` (default: 80% of the available memory; :func:`jnigt.training.memory.runs_per_call`)."""
+    from jnigt.training import memory
+
+    env = trainer.env
+    per_run = memory.check_round_memory(
+        trainer.config,
+        obs_size=env.observation_size,
+        action_size=env.action_size,
+        num_params=trainer.num_params,
+        limit=2**62,
+    )
+    return memory.runs_per_call(runs, per_run, limit)
 
 
 def end_time(trainer, rounds: int) -> float:
@@ -220,14 +237,15 @@ def run_panel(
     progress: bool = True,
     log=print,
     fast_compile: bool = False,
+    fill: bool = False,
 ) -> PanelResult:
     """Tune every method of ``panel`` on ``grid``, report the chosen points on fresh seeds, write the
     files listed in the module docstring. ``runs_per_call``: runs per compiled call (default: the
-    number of report seeds), so tuning and report share one compile per (method, M).
+    number of report seeds; ``fill``: all tuning runs of one (method, M) that fit in memory,
+    :func:`fill_runs_per_call`), the same for tuning and report, so they share one compile per (method, M).
     ``fast_compile``: see ``EqualTimeRunner`` (used at size tiny)."""
     from tqdm.auto import tqdm
 
-    c = int(runs_per_call or grid.report_seeds)
     env = make_env(panel)
     runners: dict[tuple[str, int], EqualTimeRunner] = {}
 
@@ -237,6 +255,19 @@ def run_panel(
                 make_trainer(panel, method, batch, env=env), fast_compile=fast_compile
             )
         return runners[method, batch]
+
+    calls: dict[tuple[str, int], int] = {}
+
+    def per_call(method, batch, runs):
+        """Fixed at the first call of (method, M): tuning and report share its one compile."""
+        if (method, batch) not in calls:
+            fit = fill and not runs_per_call
+            calls[method, batch] = (
+                fill_runs_per_call(runner(method, batch).trainer, runs)
+                if fit
+                else int(runs_per_call or grid.report_seeds)
+            )
+        return calls[method, batch]
 
     t_end = end_time(runner(panel.reference, grid.batches(panel.reference)[0]).trainer, panel.rounds)
     times = time_grid(t_end, panel.grid_points)
@@ -271,6 +302,7 @@ def run_panel(
                 continue
             lrs = np.repeat([a for a, _ in hp], len(seeds))
             moms = np.repeat([e for _, e in hp], len(seeds))
+            c = per_call(m, batch, lrs.size)
             runs = runner(m, batch).run_chunked(np.tile(seeds, len(hp)), lrs, moms, times, c, bar)
             for a, e in hp:
                 rows.append(tuning.grid_row(panel.name, m, batch, a, e, times, runs.where(a, e).eval_return))
@@ -279,6 +311,7 @@ def run_panel(
         chosen[m] = best
         tuning_rows.extend(rows)
         fresh = np.array(grid.fresh_seeds)
+        c = per_call(m, best["batch_size"], fresh.size)
         report[m] = runner(m, best["batch_size"]).run_chunked(
             fresh, best["learning_rate"], best["momentum"], times, c, bar
         )
@@ -299,7 +332,16 @@ def run_panel(
     )
     tuning.write_table(files["tuning"], tuning_rows)
     tuning.write_chosen(
-        files["chosen"], chosen, grid, dict(panel=dataclasses.asdict(panel), t_end=t_end, threshold=thr)
+        files["chosen"],
+        chosen,
+        grid,
+        dict(
+            panel=dataclasses.asdict(panel),
+            t_end=t_end,
+            threshold=thr,
+            runs_per_call={f"{m} M={b}": c for (m, b), c in calls.items()},
+            machine=reproducible.machine(),
+        ),
     )
     write_rows(
         files["curves"], [row for r in report.values() for row in r.rows(panel=panel.name)], CURVE_COLUMNS
@@ -365,7 +407,8 @@ def run_sweep(
     best = tuning.select(rows)
     name = f"{panel.name}_{method}"
     tuning.write_table(os.path.join(out_dir, f"{name}_grid.csv"), rows)
-    tuning.write_chosen(os.path.join(out_dir, f"{name}_best.json"), best, grid, dict(t_end=float(times[-1])))
+    extra = dict(t_end=float(times[-1]), machine=reproducible.machine())
+    tuning.write_chosen(os.path.join(out_dir, f"{name}_best.json"), best, grid, extra)
     write_rows(
         os.path.join(out_dir, f"{name}_curves.csv"),
         [row for r in out.values() for row in r.rows(panel=panel.name)],

@@ -37,15 +37,10 @@ h_i is charged per gradient (trajectory) instead of per environment step (``Trai
 Expected run time (``jnigt reproduce``): ``tiny`` about 1-5 minutes on a CPU; ``cpu`` all 13 panels
 in 43 min 29 s on 2 CPU cores (measured from an empty compilation cache, with the test suite beside it
 for 20 minutes; docs/results/equal_time.md; 102-344 s per panel, ``humanoid_c`` 342 s, see
-:data:`HUMANOID_CPU`); ``full`` on one GPU:
-about 10 hours per n = 10 panel (n100_c 22 h, n100_a 36 h), about 7 days for the 12 brax panels (the 13th,
-``playground_c``, another 7.1e9 env steps, about 10 h at the same assumed rate) -- estimated, not
-measured (``scripts/estimate_full_run.py``): about 7e9 env steps per n = 10 panel
-(:func:`jnigt.experiments.crosscheck.planned_env_steps`: the rounds :func:`jnigt.theory.round_time`
-predicts by T_end x trajectories per round x H = 1000 x the runs of the full grid, 10 alphas x 3 etas x
-3 M x 3 tuning seeds + 5 report seeds; 1.17e11 for all panels) at an ASSUMED 2e5 humanoid env steps per
-second with gradients (100-250 parallel envs at the default runs per call; the Brax paper, arXiv
-2106.13281, reports millions per second only with thousands of parallel envs; this CPU does about 5k/s).
+:data:`HUMANOID_CPU`); ``full`` on one GPU: estimated, not measured, in docs/results/full_run_estimate.txt
+(``scripts/estimate_full_run.py``: the env steps :func:`jnigt.theory.round_time` predicts, over an ASSUMED
+throughput that ``scripts/device_check.py`` measures once an accelerator is lent). At ``full`` the runs per
+call default to all tuning runs of one (method, M) that fit in memory (:attr:`Scale.fill`).
 
 Simulated end time: ``T_end = rounds * (the reference method's first-round time)`` at the panel's
 default hyperparameters (for fixed times, exactly ``rounds`` reference rounds); every method of the
@@ -113,6 +108,8 @@ class Scale:
     eval_episodes: int
     n100: int  # "n = 100" panels (fewer agents at tiny)
     n10: int
+    #: runs per call: all runs of one (method, M) that fit in memory (compare.fill_runs_per_call)
+    fill: bool = False
 
 
 SCALES = {
@@ -125,7 +122,9 @@ SCALES = {
         n100=100,
         n10=10,
     ),
-    "full": Scale(horizon={"default": 1000}, rounds=500, grid_points=25, eval_episodes=16, n100=100, n10=10),
+    "full": Scale(
+        horizon={"default": 1000}, rounds=500, grid_points=25, eval_episodes=16, n100=100, n10=10, fill=True
+    ),
 }
 
 

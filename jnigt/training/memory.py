@@ -157,3 +157,15 @@ def check_round_memory(
     )
     check_memory(estimate, limit, what=f"{setting}: one round")
     return estimate
+
+
+def runs_per_call(runs: int, per_run_bytes: int, limit: int | None = None) -> int:
+    """Runs per vmapped call of one (method, M) (``jnigt.experiments.sweep.EqualTimeRunner``): all ``runs``
+    when ``runs * per_run_bytes`` fits in ``limit`` (default :func:`available_bytes`), else the fewest calls
+    that fit, as equal as can be (``ceil(runs / calls)`` each, so the last one is padded least); at least 1
+    (a single run that cannot fit is refused by :func:`check_round_memory`)."""
+    runs = validate.integer("runs", runs, 1)
+    per_run = max(1, validate.integer("per_run_bytes", per_run_bytes, 0))
+    limit = available_bytes() if limit is None else validate.integer("limit", limit, 0)
+    fit = max(1, limit // per_run)
+    return -(-runs // -(-runs // fit))
