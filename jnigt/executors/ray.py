@@ -43,7 +43,10 @@ during which the agents keep working), TensorBoard events under ``tb/`` and orba
 ``checkpoints/`` after every ``eval_every`` rounds. A killed run started again on the same
 ``out_dir`` resumes from its last checkpoint (wall-clock time continues from the saved time;
 AFedPG agents restart at the restored point). Arrival order is real, so runs are not
-bit-reproducible.
+bit-reproducible. After every ``eval_every`` rounds the learner checks the run for divergence
+(non-finite returns, grad_norm or parameters, or parameters that stall: jnigt/training/divergence.py,
+``TrainConfig.on_divergence``); metrics.jsonl is strict JSON (non-finite values as null, named in
+the row's ``nonfinite`` field) and TensorBoard receives finite scalars only.
 """
 
 from __future__ import annotations

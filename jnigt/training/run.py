@@ -1,5 +1,5 @@
-"""Run a :class:`TrainConfig` to the end: metrics (JSON lines + TensorBoard), progress bar, and
-orbax checkpoints after every chunk. A killed run started again with the same ``out_dir`` resumes
+"""Run a :class:`TrainConfig` to the end: metrics (strict JSON lines + TensorBoard), progress bar, a
+divergence check (:mod:`jnigt.training.divergence`) and orbax checkpoints after every chunk. A killed run started again with the same ``out_dir`` resumes
 from its last checkpoint and ends with exactly the parameters and metrics of an uninterrupted run.
 """
 
@@ -241,7 +241,10 @@ def train(
 
     ``out_dir`` (optional) receives config.json, metrics.jsonl, TensorBoard events and orbax
     checkpoints (``checkpoints/<round>``). ``stop_after_chunks`` ends the call early (as if killed
-    after that many chunks) -- used to test resuming.
+    after that many chunks) -- used to test resuming. A run that diverges or stalls raises
+    :class:`jnigt.training.divergence.DivergedError` after the chunk's metrics and checkpoint are
+    written (``config.on_divergence="warn"``: warns once and goes on). An ``out_dir`` holding a run
+    of another config is refused before anything is built or compiled.
     """
     if out_dir is not None:
         out_dir = _prepare_out_dir(out_dir)  # before any compilation: a bad path fails fast
