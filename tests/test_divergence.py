@@ -126,6 +126,14 @@ def test_stall_detector():
         warn.check([], params, 30)  # warned once
         Monitor(TrainConfig(**LQR, stall_rounds=None), params, 0).check([], params, 10**6)
     with pytest.raises(
+        DivergedError, match="initial policy's return is non-finite: eval_return=-inf; .*--horizon"
+    ):
+        Monitor(cfg, params, 0).check_rows([{"round": 0, "eval_return": -math.inf}])
+    with pytest.raises(
+        DivergedError, match="round 3: train_return=nan .*2 gradients were dropped as non-finite"
+    ):
+        Monitor(cfg, params, 0).check_rows([{"round": 3, "train_return": math.nan, "grads_dropped": 2}])
+    with pytest.raises(
         ValueError, match="on_divergence: unknown on_divergence value; valid values: error, warn"
     ):
         TrainConfig(on_divergence="ignore")

@@ -112,9 +112,12 @@ class Monitor:
                 if bad:
                     what = ", ".join(f"{k}={r[k]}" for k in bad)
                     dropped = sum(int(x.get("grads_dropped") or 0) for x in rows)
-                    self._report(
-                        kind, f"the run diverged at round {r['round']}: {what} (non-finite)", dropped
+                    where = (
+                        "the initial policy's return is non-finite"
+                        if r["round"] == 0
+                        else f"the run diverged at round {r['round']}"
                     )
+                    self._report(kind, f"{where}: {what}", dropped)
                     break
 
     def check(self, rows, params, round_: int) -> None:
