@@ -1,6 +1,7 @@
 """Run a :class:`TrainConfig` to the end: metrics (strict JSON lines + TensorBoard), progress bar, a
-divergence check (:mod:`jnigt.training.divergence`) and orbax checkpoints after every chunk. A killed run started again with the same ``out_dir`` resumes
-from its last checkpoint and ends with exactly the parameters and metrics of an uninterrupted run.
+divergence check (:mod:`jnigt.training.divergence`) and orbax checkpoints after every chunk. A killed
+run started again with the same ``out_dir`` resumes from its last checkpoint and ends with exactly the
+parameters and metrics of an uninterrupted run.
 """
 
 from __future__ import annotations
