@@ -102,7 +102,8 @@ def test_on_divergence_warn_warns_once_and_carries_on():
     diverged = [w for w in record if "diverged" in str(w.message)]
     assert int(state.round) == 6 and rows[-1]["round"] == 6
     assert 1 <= len(diverged) <= 3  # at most once per kind: returns, gradients, parameters
-    assert len({str(w.message).split(":")[1] for w in diverged}) == len(diverged)
+    # every chunk of the 3 has non-finite returns, yet they are reported once
+    assert len([w for w in diverged if "_return=" in str(w.message)]) == 1
 
 
 def test_stall_detector():
