@@ -28,8 +28,9 @@ USAGE = "usage: jnigt {train,plot,theory,sweep,compare,reproduce,crosscheck} [op
 class TrainOptions:
     """Where and how to run (the run itself is the TrainConfig options)."""
 
-    out: str = "runs/demo"
-    """output folder; each run goes to OUT/<method>+<optimizer>"""
+    out: str | None = None
+    """output folder; each run goes to OUT/<method>+<optimizer> (default: runs/demo for the demo, else
+    runs/<env>-<executor>-<hash of the settings>: each command its own folder, and the same command resumes)"""
     methods: str | None = None
     """comma list of method+optimizer run one after the other (default when --method is not given:
     rennala+nigt,afedpg+nigt). A comparison runs at equal simulated time: the first method runs
@@ -152,11 +153,49 @@ def parse_train(argv: list[str]) -> tuple[TrainOptions, list[TrainConfig]]:
             else c
             for c in configs
         ]
+    if opts.out is None:
+        opts = dataclasses.replace(opts, out=_default_out(opts, configs))
     return opts, configs
+
+
+def _default_out(opts: TrainOptions, configs: list[TrainConfig]) -> str:
+    """runs/demo for the demo (``jnigt train``), else a folder named after the settings that decide the runs."""
+    import hashlib
+
+    if opts.executor == "simulated" and configs == _demo_configs():
+        return "runs/demo"
+    settings = [dataclasses.asdict(c) for c in configs]
+    if opts.executor == "ray":
+        settings.append({"slowdown": opts.slowdown, "time_scale": opts.time_scale})
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return os.path.join("runs", f"{configs[0].env}-{opts.executor}-{digest}")
+
+
+def _demo_configs() -> list[TrainConfig]:
+    return parse_train(["--out", "runs/demo"])[1]
+
+
+def _check_run_dirs(opts: TrainOptions, configs: list[TrainConfig]) -> None:
+    """Every run folder's config.json against its config, before Ray starts or anything compiles
+    (end_time of a comparison's later runs is known only after the first run: not compared)."""
+    if not opts.resume:
+        return
+    from jnigt.training.run import check_out_dir
+
+    for k, config in enumerate(configs):
+        run_dir = os.path.join(opts.out, f"{config.method}+{config.optimizer}")
+        if opts.executor == "ray":
+            from jnigt.executors import ray
+
+            slowdown = None if opts.slowdown == "none" else opts.slowdown
+            ray.check_out_dir(config, run_dir, slowdown, opts.time_scale)
+        else:
+            check_out_dir(config, run_dir, ignore=("end_time",) if k else ())
 
 
 def train_main(argv: list[str] | None = None) -> int:
     opts, configs = parse_train(list(sys.argv[1:] if argv is None else argv))
+    _check_run_dirs(opts, configs)
     from jnigt import distributed
 
     distributed.initialize(opts.coordinator, opts.num_processes, opts.process_id)

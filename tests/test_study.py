@@ -60,7 +60,19 @@ def test_tune_extends_an_edge_choice_and_records_it():
         y = np.outer(np.asarray(alphas), times)
         z = np.zeros((k, times.size))
         return GridRuns(
-            "m", 4, times, np.asarray(seeds), np.asarray(alphas), np.asarray(etas), y, z, z, z, z, z[:, 0]
+            "m",
+            4,
+            times,
+            np.asarray(seeds),
+            np.asarray(alphas),
+            np.asarray(etas),
+            y,
+            z,
+            z,
+            z,
+            z,
+            z[:, 0],
+            z[:, 0],
         )
 
     chosen, rows = study.tune(run_point, "p", "m", TINY, times)
@@ -118,7 +130,19 @@ def _synthetic_runs(method, seeds, reach_at, times):
     z = np.zeros_like(y)
     k = len(seeds)
     return GridRuns(
-        method, 20, times, np.asarray(seeds), np.full(k, 0.1), np.full(k, 0.1), y, z, z, z, z, z[:, 0]
+        method,
+        20,
+        times,
+        np.asarray(seeds),
+        np.full(k, 0.1),
+        np.full(k, 0.1),
+        y,
+        z,
+        z,
+        z,
+        z,
+        z[:, 0],
+        z[:, 0],
     )
 
 

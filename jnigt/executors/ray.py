@@ -43,7 +43,10 @@ during which the agents keep working), TensorBoard events under ``tb/`` and orba
 ``checkpoints/`` after every ``eval_every`` rounds. A killed run started again on the same
 ``out_dir`` resumes from its last checkpoint (wall-clock time continues from the saved time;
 AFedPG agents restart at the restored point). Arrival order is real, so runs are not
-bit-reproducible.
+bit-reproducible. After every ``eval_every`` rounds the learner checks the run for divergence
+(non-finite returns, grad_norm or parameters, or parameters that stall: jnigt/training/divergence.py,
+``TrainConfig.on_divergence``); metrics.jsonl is strict JSON (non-finite values as null, named in
+the row's ``nonfinite`` field) and TensorBoard receives finite scalars only.
 """
 
 from __future__ import annotations
@@ -66,7 +69,16 @@ SLOWDOWNS = ("step", "trajectory", None)
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
 
-__all__ = ["SLOWDOWNS", "Agent", "RayRun", "agent_delays", "make_agents", "runtime_env", "train_ray"]
+__all__ = [
+    "SLOWDOWNS",
+    "Agent",
+    "RayRun",
+    "agent_delays",
+    "check_out_dir",
+    "make_agents",
+    "runtime_env",
+    "train_ray",
+]
 
 
 def _import_ray():
@@ -334,6 +346,7 @@ def _build_learner(config, policy, env, n):
 
     from jnigt import has_updated, malenia, nigt_eval_params, rennala, synchronized
     from jnigt.gradients.gpomdp import rollout
+    from jnigt.transforms.nigt import overflow_safe_norm
 
     inner = _inner_optimizer(config)
     if config.method == "rennala":
@@ -347,7 +360,7 @@ def _build_learner(config, policy, env, n):
 
     def grad_norm(opt_state, upd):
         s = _find_nigt(opt_state)
-        return optax.tree.norm(s.momentum_buffer) if s is not None else optax.tree.norm(upd)
+        return overflow_safe_norm(s.momentum_buffer if s is not None else upd)
 
     def step(params, opt_state, grad, agent):
         finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grad)]))
@@ -386,10 +399,23 @@ def _build_learner(config, policy, env, n):
     return tx.init, jax.jit(step), jax.jit(evaluate), jax.jit(eval_params)
 
 
-def _write_rows(path, rows, mode):
-    with open(path, mode) as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
+def _slowdown(config, slowdown):
+    """``slowdown="config"`` resolved: the config's time_unit, else "step"."""
+    return getattr(config, "time_unit", "step") if slowdown == "config" else slowdown
+
+
+def _meta(config, slowdown, time_scale) -> dict:
+    """config.json of a Ray run: the config and the executor settings."""
+    meta = dict(dataclasses.asdict(config), executor="ray", slowdown=slowdown, time_scale=float(time_scale))
+    return json.loads(json.dumps(meta))
+
+
+def check_out_dir(config, out_dir: str, slowdown: str | None = "config", time_scale: float = 1e-3) -> None:
+    """ValueError if ``out_dir`` holds a run of another config or other executor settings (cheap: callers
+    run it before Ray starts)."""
+    from jnigt.training import run
+
+    run.check_out_dir(_meta(config, _slowdown(config, slowdown), time_scale), out_dir)
 
 
 def train_ray(
@@ -453,8 +479,7 @@ def train_ray(
             f"charge={config.charge!r} is an option of the simulated clock; the Ray executor runs in real time "
             "and emulates a fixed delay per trajectory: use charge='horizon'"
         )
-    if slowdown == "config":
-        slowdown = getattr(config, "time_unit", "step")
+    slowdown = _slowdown(config, slowdown)
     delays = agent_delays(config, slowdown, time_scale)
     if ray_address is not None and not isinstance(ray_address, str):
         raise TypeError(f"ray_address must be a string such as 'auto' or 'host:6379', got {ray_address!r}")
@@ -472,6 +497,8 @@ def train_ray(
             raise ValueError(
                 f"agents must hold num_agents={config.num_agents} actors from make_agents, got {len(agents)}"
             )
+    if out_dir is not None and resume:  # a conflicting out_dir fails before Ray starts
+        check_out_dir(config, out_dir, slowdown, time_scale)
     started = False
     owned: list = []
     try:
@@ -530,6 +557,8 @@ def _run(
     import jax
 
     from jnigt.gradients.policy import make_policy
+    from jnigt.training import divergence
+    from jnigt.training.run import add_scalars, write_rows
     from jnigt_envs import make_env
 
     c = config
@@ -556,16 +585,8 @@ def _run(
 
         out_dir = os.path.abspath(out_dir)
         os.makedirs(out_dir, exist_ok=True)
-        meta = dict(dataclasses.asdict(c), executor="ray", slowdown=slowdown, time_scale=float(time_scale))
-        meta = json.loads(json.dumps(meta))
-        config_path = os.path.join(out_dir, CONFIG_FILE)
-        if resume and os.path.exists(config_path):
-            with open(config_path) as f:
-                if json.load(f) != meta:
-                    raise ValueError(
-                        f"out_dir {out_dir} holds a run with a different config or executor settings; "
-                        "use a new out_dir or pass resume=False"
-                    )
+        meta = _meta(c, slowdown, time_scale)
+        config_path = os.path.join(out_dir, CONFIG_FILE)  # checked against meta by train_ray
         if not resume:  # start over: older checkpoints would shadow this run's (orbax skips old steps)
             shutil.rmtree(os.path.join(out_dir, "checkpoints"), ignore_errors=True)
         manager = ocp.CheckpointManager(
@@ -578,24 +599,25 @@ def _run(
             state = manager.restore(latest, args=ocp.args.StandardRestore(state))
             if os.path.exists(metrics_path):
                 with open(metrics_path) as f:
-                    rows = [json.loads(x) for x in f if x.strip()]
+                    rows = [divergence.parse_row(json.loads(x)) for x in f if x.strip()]
                 rows = [r for r in rows if r["round"] <= int(state["round"])]
         with open(config_path, "w") as f:
             json.dump(meta, f, indent=1, sort_keys=True)
-        _write_rows(metrics_path, rows, "w")
+        write_rows(metrics_path, rows, "w")
         if tensorboard:
             from tensorboardX import SummaryWriter
 
             writer = SummaryWriter(os.path.join(out_dir, "tb"), purge_step=int(state["round"]) + 1)
 
+    skipped: set[str] = set()  # metrics not written to TensorBoard because non-finite
+
     def emit(row):
         rows.append(row)
         if metrics_path is not None:
-            _write_rows(metrics_path, [row], "a")
+            write_rows(metrics_path, [row], "a")
         if writer is not None:
-            for name, v in row.items():
-                if name not in ("round", "agent_counts"):
-                    writer.add_scalar(name, float(v), row["round"])
+            scalars = {k: v if k == "round" else float(v) for k, v in row.items() if k != "agent_counts"}
+            add_scalars(writer, scalars, skipped)
             for i, m in enumerate(row.get("agent_counts", ())):
                 writer.add_scalar(f"agent_counts/{i}", m, row["round"])
             writer.flush()
@@ -612,8 +634,10 @@ def _run(
         for i in live
     ]
     jax.block_until_ready(step(params, state["opt_state"], jax.tree.map(np.zeros_like, host), 0))
+    monitor = divergence.Monitor(c, params, rnd, where="ray")
     if rnd == 0 and not rows:
         emit({"round": 0, "time": 0.0, "env_steps": 0, "eval_return": float(evaluate(params, opt_state, 0))})
+        monitor.check_rows(rows)
     else:
         jax.block_until_ready(evaluate(params, opt_state, rnd))
 
@@ -749,6 +773,8 @@ def _run(
                 )
                 manager.save(rnd, args=ocp.args.StandardSave(saved))
                 manager.wait_until_finished()
+            if rnd % c.eval_every == 0:
+                monitor.check(rows[-c.eval_every :], params, rnd)
             if bar is not None:
                 bar.update(1)
             if on_round is not None:

@@ -17,7 +17,7 @@ from jnigt.experiments import results as results_lib
 @dataclasses.dataclass
 class CommonArgs:
     out: str = "runs/experiments"
-    """output folder (CSV, JSON, PNG)"""
+    """output folder (CSV, JSON, PNG); each command has its own default (runs/sweep, runs/compare, runs/paper)"""
     cache_dir: str = cache.DEFAULT_CACHE_DIR
     """JAX persistent compilation cache folder"""
     no_cache: bool = False
@@ -74,6 +74,7 @@ class SweepArgs(CommonArgs, ProblemArgs):
     momenta: tuple[float, ...] = (0.1,)
     batch_sizes: tuple[int, ...] = (20,)
     seeds: int = 2
+    out: str = "runs/sweep"
 
 
 @dataclasses.dataclass
@@ -88,6 +89,7 @@ class CompareArgs(CommonArgs, ProblemArgs):
     tune_seeds: int = 2
     seeds: int = 5
     """fresh report seeds"""
+    out: str = "runs/compare"
 
 
 @dataclasses.dataclass

@@ -305,7 +305,8 @@ def run_panel(
             c = per_call(m, batch, lrs.size)
             runs = runner(m, batch).run_chunked(np.tile(seeds, len(hp)), lrs, moms, times, c, bar)
             for a, e in hp:
-                rows.append(tuning.grid_row(panel.name, m, batch, a, e, times, runs.where(a, e).eval_return))
+                pt = runs.where(a, e)
+                rows.append(tuning.grid_row(panel.name, m, batch, a, e, times, pt.eval_return, pt.diverged))
         best = rows[0] if single else tuning.select(rows)[m]
         best["chosen"] = True
         chosen[m] = best
@@ -320,6 +321,7 @@ def run_panel(
             f"  {panel.name} {LABELS[m]:18s} M={best['batch_size']} alpha={best['learning_rate']:g} "
             f"eta={best['momentum']:g}: median final return {np.median(report[m].eval_return[:, -1]):.4g} "
             f"at T_end={t_end:.4g} ({walls[m]:.1f} s wall)"
+            + (f"; {int(report[m].diverged.sum())} report runs diverged" if report[m].diverged.any() else "")
         )
     bar.close()
     summary = summarize(panel, report, thr, walls)
@@ -399,10 +401,9 @@ def run_sweep(
         out[batch] = r.run_chunked(
             np.tile(seeds, len(hp)), lrs, moms, times, int(runs_per_call or len(lrs)), bar
         )
-        rows += [
-            tuning.grid_row(panel.name, method, batch, a, e, times, out[batch].where(a, e).eval_return)
-            for a, e in hp
-        ]
+        for a, e in hp:
+            pt = out[batch].where(a, e)
+            rows.append(tuning.grid_row(panel.name, method, batch, a, e, times, pt.eval_return, pt.diverged))
     bar.close()
     best = tuning.select(rows)
     name = f"{panel.name}_{method}"

@@ -90,7 +90,8 @@ def _atomic_write(path: str, write: Callable[[str], None]) -> str:
 
 def save_runs(path: str, runs: GridRuns) -> str:
     """``runs`` as one .npz (every field; written atomically)."""
-    fields = {f.name: getattr(runs, f.name) for f in dataclasses.fields(runs)}
+    fields = {f.name: getattr(runs, f.name) for f in dataclasses.fields(runs) if f.name != "extra"}
+    fields.update({f"extra/{k}": v for k, v in runs.extra.items()})
 
     def write(tmp):
         with open(tmp, "wb") as f:
@@ -102,6 +103,7 @@ def save_runs(path: str, runs: GridRuns) -> str:
 def load_runs(path: str) -> GridRuns:
     with np.load(path) as z:
         kw = {f.name: z[f.name] for f in dataclasses.fields(GridRuns) if f.name in z.files}
+        kw["extra"] = {k[len("extra/") :]: z[k] for k in z.files if k.startswith("extra/")}
     kw["method"], kw["batch_size"] = str(kw["method"]), int(kw["batch_size"])
     return GridRuns(**kw)
 

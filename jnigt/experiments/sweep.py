@@ -26,6 +26,12 @@ batch is past ``g_j`` (finished runs are masked), so a batch costs its slowest r
 ``extra_records`` (optional) adds records computed from theta_t at every grid point in the same program,
 e.g. the exact gradient norm on LQR (``jnigt.experiments.lqr_exact.exact_records``); they land in
 ``GridRuns.extra``. Without it the program and its numbers are the same as before.
+
+Some grid points are expected to diverge, so a sweep never stops for one: a run is flagged ``diverged``
+(per run, ``[K]``) when any of its steps has a non-finite ``grad_norm`` or ``train_return``, any
+evaluation is non-finite, or its parameters stay unchanged for ``config.stall_rounds`` consecutive
+steps (the checks ``jnigt.training.train`` makes between chunks, see jnigt/training/divergence.py);
+tuning scores such a point as the worst (``jnigt.experiments.tuning.grid_row``).
 """
 
 from __future__ import annotations
@@ -76,6 +82,7 @@ class GridRuns:
     grads_used: np.ndarray
     comms: np.ndarray
     capped: np.ndarray
+    diverged: np.ndarray
     extra: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     """``[K, G]`` records of the runner's ``extra_records``, by name (empty without them)"""
 
@@ -175,30 +182,52 @@ class EqualTimeRunner:
             g, j = xs
 
             def cond(c):
-                st, acc = c
+                st, acc, _ = c
                 return (tr.next_time(st) <= g) & (acc["rounds"] < self.max_steps)
 
             def body(c):
-                st, acc = c
-                st, m = tr.step(st)
+                st, acc, flags = c
+                new, m = tr.step(st)
                 acc = dict(
                     rounds=acc["rounds"] + 1,
                     env_steps=m["env_steps"],
                     grads_used=acc["grads_used"] + m["grads_used"],
                     comms=m["comms"],
                 )
-                return st, acc
+                moved = jnp.any(
+                    jnp.stack(
+                        [
+                            jnp.any(a != b)
+                            for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(st.params))
+                        ]
+                    )
+                )
+                streak = jnp.where(moved, 0, flags["streak"] + 1)
+                flags = dict(
+                    bad=flags["bad"] | ~jnp.isfinite(m["grad_norm"]) | ~jnp.isfinite(m["train_return"]),
+                    streak=streak,
+                    longest=jnp.maximum(flags["longest"], streak),
+                )
+                return new, acc, flags
 
-            state, acc = jax.lax.while_loop(cond, body, carry)
-            ret = tr.evaluate(state, eval_key(seed, j))
-            recs = dict(eval_return=jnp.asarray(ret, jnp.float32), **acc)
+            state, acc, flags = jax.lax.while_loop(cond, body, carry)
+            ret = jnp.asarray(tr.evaluate(state, eval_key(seed, j)), jnp.float32)
+            flags = dict(flags, bad=flags["bad"] | ~jnp.isfinite(ret))
+            recs = dict(eval_return=ret, **acc)
             if self.extra_records is not None:
                 extra = self.extra_records(tr.eval_params(state))
                 recs["extra"] = {k: jnp.asarray(v, jnp.float32) for k, v in extra.items()}
-            return (state, acc), recs
+            return (state, acc, flags), recs
 
-        (state, acc), recs = jax.lax.scan(interval, (state, acc0), (times, jnp.arange(times.shape[0])))
+        flags0 = dict(
+            bad=jnp.zeros([], bool), streak=jnp.zeros([], jnp.int32), longest=jnp.zeros([], jnp.int32)
+        )
+        (state, acc, flags), recs = jax.lax.scan(
+            interval, (state, acc0, flags0), (times, jnp.arange(times.shape[0]))
+        )
         recs["capped"] = acc["rounds"] >= self.max_steps
+        stall = tr.config.stall_rounds
+        recs["diverged"] = flags["bad"] | (flags["longest"] >= (stall if stall is not None else 2**31 - 1))
         return recs
 
     def __call__(self, seeds, learning_rates, momenta, times) -> GridRuns:
@@ -220,6 +249,7 @@ class EqualTimeRunner:
             learning_rates=np.asarray(lrs),
             momenta=np.asarray(moms),
             capped=np.asarray(recs["capped"]),
+            diverged=np.asarray(recs["diverged"]),
             extra={k: np.asarray(v) for k, v in recs.get("extra", {}).items()},
             **{r: np.asarray(recs[r]) for r in RECORDS},
         )

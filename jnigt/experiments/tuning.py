@@ -8,7 +8,9 @@
    the panel's equal-time grid.
 3. Criterion (:func:`score`): the area under the MEDIAN (over tuning seeds) return-vs-time curve,
    divided by ``T_end`` (the time-averaged median return; trapezoid rule on the grid). A point whose
-   median curve is non-finite anywhere (divergence) scores ``-inf``. Highest score wins; ties go to
+   median curve is non-finite anywhere, or one of whose runs the sweep flagged ``diverged`` (non-finite
+   returns or gradients, or parameters that stalled: ``jnigt.experiments.sweep.GridRuns.diverged``),
+   scores ``-inf``, the worst. Highest score wins; ties go to
    the earlier point of the grid order (M, then alpha, then eta, ascending).
 4. Report: the chosen point runs ``report_seeds`` FRESH seeds (``REPORT_SEED_OFFSET + k``), never used
    in tuning; only those runs enter the figures and statistics.
@@ -118,9 +120,16 @@ TABLE_COLUMNS = [
 ]
 
 
-def grid_row(panel: str, method: str, batch: int, lr: float, mom: float, times, returns) -> dict:
-    """One row of the tuning table for one grid point; ``returns`` = [tuning seeds, grid points]."""
+def grid_row(
+    panel: str, method: str, batch: int, lr: float, mom: float, times, returns, diverged=None
+) -> dict:
+    """One row of the tuning table for one grid point; ``returns`` = [tuning seeds, grid points];
+    ``diverged`` (optional, [tuning seeds]): the sweep's per-run flags. A point with a diverged run
+    (flagged, or a non-finite return) scores ``-inf``."""
     y = np.asarray(returns, float)
+    bad = ~np.all(np.isfinite(y), axis=1)
+    if diverged is not None:
+        bad = bad | np.asarray(diverged, bool).reshape(-1)
     return dict(
         panel=panel,
         method=method,
@@ -128,9 +137,9 @@ def grid_row(panel: str, method: str, batch: int, lr: float, mom: float, times, 
         learning_rate=float(lr),
         momentum=float(mom),
         seeds=int(y.shape[0]),
-        score=score(times, y),
+        score=-math.inf if bad.any() else score(times, y),
         median_final_return=float(np.median(y[:, -1])),
-        diverged_runs=int(np.sum(~np.all(np.isfinite(y), axis=1))),
+        diverged_runs=int(np.sum(bad)),
         chosen=False,
     )
 

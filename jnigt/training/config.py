@@ -13,6 +13,7 @@ import numpy as np
 from jnigt import validate
 from jnigt.gradients.obs_norm import OBS_NORMS
 from jnigt.training.build import CHARGES, MEAN_INITS, OPTIMIZERS, POLICIES, TIME_UNITS
+from jnigt.training.divergence import ON_DIVERGENCE
 from jnigt.training.methods import METHODS
 
 
@@ -93,6 +94,8 @@ _FIELD_CHECKS = {
     "end_time": lambda name, value: None if value is None else validate.positive(name, value),
     "obs_norm": _name_in(OBS_NORMS, "observation normalisation", "values"),
     "obs_norm_episodes": _int(1),
+    "on_divergence": _name_in(ON_DIVERGENCE, "on_divergence value", "values"),
+    "stall_rounds": validate.optional_integer,
 }
 
 
@@ -175,6 +178,13 @@ class TrainConfig:
     obs_norm_episodes: int = 64
     """obs_norm=initial: trajectories of the initial rollout (episode e run by agent e mod n; not charged to
     the simulated clock)"""
+    on_divergence: str = "error"
+    """error | warn: what a run does, checked after every chunk (jnigt.training.divergence), when its returns,
+    grad_norm or parameters become non-finite or its parameters stall: stop with an error naming the settings to
+    change (horizon, learning rate, initial policy), or warn once and go on. Sweeps flag such runs instead"""
+    stall_rounds: int | None = 20
+    """a run whose parameters have not changed for this many rounds (compared after each chunk) has stalled
+    (see on_divergence); None: never"""
 
     def __post_init__(self):
         """Check every field in plain Python (jnigt.validate) and store NumPy scalars as Python ones."""

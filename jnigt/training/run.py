@@ -1,6 +1,7 @@
-"""Run a :class:`TrainConfig` to the end: metrics (JSON lines + TensorBoard), progress bar, and
-orbax checkpoints after every chunk. A killed run started again with the same ``out_dir`` resumes
-from its last checkpoint and ends with exactly the parameters and metrics of an uninterrupted run.
+"""Run a :class:`TrainConfig` to the end: metrics (strict JSON lines + TensorBoard), progress bar, a
+divergence check (:mod:`jnigt.training.divergence`) and orbax checkpoints after every chunk. A killed
+run started again with the same ``out_dir`` resumes from its last checkpoint and ends with exactly the
+parameters and metrics of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import jax
 import numpy as np
 
 from jnigt.distributed import is_writer
+from jnigt.training import divergence
 from jnigt.training.config import TrainConfig
 from jnigt.training.loop import Trainer
 from jnigt.training.state import TrainState
@@ -55,6 +57,7 @@ def _read_rows(path: str, upto_round: int) -> list[dict]:
                 row = json.loads(line)
                 if not isinstance(row, dict) or not isinstance(row.get("round"), int):
                     raise ValueError("not a metrics row")
+                row = divergence.parse_row(row)
             except ValueError:
                 if rows and rows[-1]["round"] >= upto_round:
                     break  # past the checkpoint: dropped anyway
@@ -166,10 +169,54 @@ def _check_agents(config: TrainConfig, state: TrainState, warned: set) -> None:
         )
 
 
-def _write_rows(path: str, rows: list[dict], mode: str) -> None:
+def write_rows(path: str, rows: list[dict], mode: str) -> None:
+    """Metric rows as strict JSON lines (non-finite values as null, named in "nonfinite")."""
     with open(path, mode) as f:
         for r in rows:
-            f.write(json.dumps(r) + "\n")
+            f.write(json.dumps(divergence.json_row(r), allow_nan=False) + "\n")
+
+
+def add_scalars(writer, row: dict, skipped: set, skip=("round",)) -> None:
+    """``row``'s finite numbers as TensorBoard scalars at step ``row["round"]``; a non-finite one is
+    skipped, with one warning per metric name (``skipped`` holds the names already reported)."""
+    for name, v in row.items():
+        if name in skip or v is None or isinstance(v, (list, dict, str)):
+            continue
+        if not np.isfinite(v):
+            if name not in skipped:
+                skipped.add(name)
+                warnings.warn(
+                    f"{name} is non-finite ({v}) at round {row['round']}; not written to TensorBoard "
+                    '(metrics.jsonl keeps it as null, named in its "nonfinite" field); further such values '
+                    "of this metric are skipped silently",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            continue
+        writer.add_scalar(name, v, row["round"])
+
+
+def check_out_dir(config, out_dir: str, ignore: tuple[str, ...] = ()) -> None:
+    """Raise ValueError if ``out_dir`` holds a run of another config (config.json differs, fields in
+    ``ignore`` aside) or a corrupt config.json; cheap, so callers run it before building anything."""
+    config_path = os.path.join(os.path.abspath(os.fspath(out_dir)), CONFIG_FILE)
+    if not os.path.exists(config_path):
+        return
+    with open(config_path, encoding="utf-8", errors="replace") as f:
+        try:
+            saved = json.loads(f.read())
+        except ValueError:
+            raise ValueError(
+                f"{config_path} is corrupt; pass resume=False (--no-resume) to start over, or use a new out_dir"
+            ) from None
+    mine = json.loads(json.dumps(config if isinstance(config, dict) else dataclasses.asdict(config)))
+    saved = saved if isinstance(saved, dict) else {}
+    differ = sorted(k for k in set(mine) | set(saved) if k not in ignore and saved.get(k) != mine.get(k))
+    if differ:
+        raise ValueError(
+            f"out_dir {os.path.dirname(config_path)} holds a run with a different config ({', '.join(differ)} "
+            "differ); use a new out_dir (--out) or pass resume=False (--no-resume) to start over"
+        )
 
 
 @functools.lru_cache(maxsize=8)
@@ -195,10 +242,15 @@ def train(
 
     ``out_dir`` (optional) receives config.json, metrics.jsonl, TensorBoard events and orbax
     checkpoints (``checkpoints/<round>``). ``stop_after_chunks`` ends the call early (as if killed
-    after that many chunks) -- used to test resuming.
+    after that many chunks) -- used to test resuming. A run that diverges or stalls raises
+    :class:`jnigt.training.divergence.DivergedError` after the chunk's metrics and checkpoint are
+    written (``config.on_divergence="warn"``: warns once and goes on). An ``out_dir`` holding a run
+    of another config is refused before anything is built or compiled.
     """
     if out_dir is not None:
         out_dir = _prepare_out_dir(out_dir)  # before any compilation: a bad path fails fast
+        if resume:
+            check_out_dir(config, out_dir)
     trainer = _cached_trainer(config, num_devices, use_pmap)
     state = trainer.init(config.seed)
     rows: list[dict] = []
@@ -208,20 +260,6 @@ def train(
 
         config_path = os.path.join(out_dir, CONFIG_FILE)
         config_json = json.dumps(dataclasses.asdict(config), indent=1, sort_keys=True)
-        if resume and os.path.exists(config_path):
-            with open(config_path, encoding="utf-8", errors="replace") as f:
-                try:
-                    saved = json.loads(f.read())
-                except ValueError:
-                    raise ValueError(
-                        f"{config_path} is corrupt; pass resume=False (--no-resume) to start over, "
-                        "or use a new out_dir"
-                    ) from None
-                if saved != json.loads(config_json):
-                    raise ValueError(
-                        f"out_dir {out_dir} holds a run with a different config; use a new out_dir "
-                        "or pass resume=False (--no-resume) to start over"
-                    )
         checkpoint_dir = os.path.join(out_dir, "checkpoints")
         manager = ocp.CheckpointManager(
             checkpoint_dir,
@@ -234,17 +272,19 @@ def train(
         if is_writer():
             with open(config_path, "w") as f:
                 f.write(config_json)
-            _write_rows(os.path.join(out_dir, METRICS_FILE), rows, "w")
+            write_rows(os.path.join(out_dir, METRICS_FILE), rows, "w")
             if tensorboard:
                 from tensorboardX import SummaryWriter
 
                 writer = SummaryWriter(os.path.join(out_dir, "tb"), purge_step=int(state.round) + 1)
 
+    monitor = divergence.Monitor(config, state.params, int(state.round))
     if int(state.round) == 0 and not rows:
         # the starting point, so that curves begin at time 0 with the initial policy's return
         rows = [{"round": 0, "time": 0.0, "env_steps": 0, "eval_return": float(trainer.evaluate(state))}]
         if out_dir is not None and is_writer():
-            _write_rows(os.path.join(out_dir, METRICS_FILE), rows, "w")
+            write_rows(os.path.join(out_dir, METRICS_FILE), rows, "w")
+        monitor.check_rows(rows)
 
     total_chunks = config.rounds // config.eval_every
     done_chunks = int(state.round) // config.eval_every
@@ -259,6 +299,7 @@ def train(
             bar = tqdm(total=config.end_time, initial=min(float(state.time), config.end_time), desc=desc)
     chunks_run = 0
     warned_agents: set[int] = set()
+    skipped: set[str] = set()  # metrics not written to TensorBoard because non-finite
     for _ in range(done_chunks, total_chunks):
         if stop_after_chunks is not None and chunks_run >= stop_after_chunks:
             break
@@ -270,12 +311,10 @@ def train(
         rows.extend(new_rows)
         chunks_run += 1
         if out_dir is not None and is_writer():
-            _write_rows(os.path.join(out_dir, METRICS_FILE), new_rows, "a")
+            write_rows(os.path.join(out_dir, METRICS_FILE), new_rows, "a")
             if writer is not None:
                 for r in new_rows:
-                    for name, v in r.items():
-                        if name != "round":
-                            writer.add_scalar(name, v, r["round"])
+                    add_scalars(writer, r, skipped)
                 writer.flush()
         if manager is not None:
             import orbax.checkpoint as ocp
@@ -289,6 +328,7 @@ def train(
         if on_chunk is not None:
             on_chunk(state, new_rows)
         _check_agents(config, state, warned_agents)
+        monitor.check(new_rows, state.params, int(state.round))
     if bar is not None:
         bar.close()
     if writer is not None:

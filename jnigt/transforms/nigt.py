@@ -13,6 +13,11 @@ returned is ``theta~_{t+1} - theta~_t = (1 + c) Delta_{t+1} - c Delta_t``.
 ``nigt_eval_params(params, state)`` recovers ``theta_t = theta~_t - c Delta_t``,
 the point to evaluate and deploy (compare ``optax.contrib.schedule_free_eval_params``).
 
+``||d_t||`` is :func:`overflow_safe_norm`: where the sum of squares overflows float32 (entries above
+about 1.8e19) but every entry is finite, ``d_t / ||d_t||`` is computed as ``(d_t / m) / ||d_t / m||``
+with ``m = max |d_t|``, so a huge but finite direction still moves the parameters by alpha; wherever
+the plain norm is finite the numbers are exactly those of the plain formula.
+
 ``learning_rate`` and ``momentum`` may be JAX scalars or traced values, so ``nigt`` composes with
 ``optax.inject_hyperparams`` and ``jax.vmap`` over step sizes. When eta changes from step to step
 (a momentum schedule), the update uses ``c_{t+1}`` for the new step and the stored ``c_t`` for the
@@ -44,6 +49,28 @@ class NigtState(NamedTuple):
     delta: optax.Updates
     momentum_buffer: optax.Updates
     transport: jax.Array
+
+
+def _rescaled(tree, plain):
+    """``(big, m, tree / m, ||tree / m||)`` with ``m = max |x|``: ``big`` where ``plain`` (the plain norm)
+    is non-finite although every entry is finite and nonzero somewhere (an overflow of the squares)."""
+    m = optax.tree.norm(tree, ord="inf")
+    big = ~jnp.isfinite(plain) & jnp.isfinite(m) & (m > 0)
+    m = jnp.where(big, m, 1.0)
+    scaled = jax.tree.map(lambda x: (x / m).astype(x.dtype), tree)
+    return big, m, scaled, optax.tree.norm(scaled)
+
+
+def overflow_safe_norm(tree) -> jax.Array:
+    """The L2 norm of a pytree without float32 overflow.
+
+    Equals ``optax.tree.norm(tree)`` bit for bit wherever that is finite; where it is not although
+    every entry is finite (the sum of squares overflowed), ``m * ||tree / m||`` with ``m = max |x|``
+    (still inf if the norm itself exceeds the float32 range). NaN or inf entries give the plain result.
+    """
+    plain = optax.tree.norm(tree)
+    big, m, _, scaled_norm = _rescaled(tree, plain)
+    return jnp.where(big, m * scaled_norm, plain)
 
 
 def nigt(learning_rate: optax.ScalarOrSchedule, momentum: float) -> optax.GradientTransformation:
@@ -86,7 +113,12 @@ def nigt(learning_rate: optax.ScalarOrSchedule, momentum: float) -> optax.Gradie
         norm = optax.tree.norm(d)
         alpha = learning_rate(state.count) if callable(learning_rate) else learning_rate
         scale = jnp.where(norm > 0, -alpha / jnp.where(norm > 0, norm, 1.0), 0.0)
-        new_delta = jax.tree.map(lambda x: (scale * x).astype(x.dtype), d)
+        # the sum of squares overflowed (entries finite): the same direction from d / max|d|
+        big, _, scaled, scaled_norm = _rescaled(d, norm)
+        big_scale = -alpha / jnp.where(big, scaled_norm, 1.0)
+        new_delta = jax.tree.map(
+            lambda x, xs: jnp.where(big, big_scale * xs, scale * x).astype(x.dtype), d, scaled
+        )
         c_old = state.transport
         out = jax.tree.map(
             lambda new, old: ((1.0 + c) * new - c_old * old).astype(new.dtype), new_delta, state.delta

@@ -13,7 +13,7 @@ import optax
 from jnigt import timing as timing_lib
 from jnigt.gradients import gpomdp
 from jnigt.training.state import TrainState
-from jnigt.transforms.nigt import find_nigt_state
+from jnigt.transforms.nigt import find_nigt_state, overflow_safe_norm
 
 #: Metrics every step reports (scalars): see :meth:`jnigt.training.Trainer.step`.
 METRIC_NAMES = (
@@ -80,9 +80,10 @@ class Method(Protocol):
 
 
 def grad_norm(opt_state, updates) -> jax.Array:
-    """||d_t|| (NIGT's momentum buffer) when the optimizer is NIGT, else the update's norm."""
+    """||d_t|| (NIGT's momentum buffer) when the optimizer is NIGT, else the update's norm (both by
+    ``overflow_safe_norm``: the plain norm wherever it is finite)."""
     nigt = find_nigt_state(opt_state)
-    return optax.tree.norm(nigt.momentum_buffer) if nigt is not None else optax.tree.norm(updates)
+    return overflow_safe_norm(nigt.momentum_buffer if nigt is not None else updates)
 
 
 def step_metrics(state: TrainState, *, used, dropped, wasted, closed, norm, train_return) -> dict:
