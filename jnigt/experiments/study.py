@@ -166,9 +166,13 @@ def tune(run_point, panel: str, method: str, design: StudyDesign, times) -> tupl
             np.tile(seeds, len(hp)),
         )
         for a, e in hp:
-            y = runs.where(a, e).eval_return
-            curves[a, e] = np.median(y, axis=0)
-            rows.append(tuning.grid_row(panel, method, design.batch_size, a, e, times, y))
+            point = runs.where(a, e)
+            curves[a, e] = np.median(point.eval_return, axis=0)
+            rows.append(
+                tuning.grid_row(
+                    panel, method, design.batch_size, a, e, times, point.eval_return, point.diverged
+                )
+            )
 
     alphas = list(design.learning_rates)
     run(alphas)
