@@ -1,53 +1,32 @@
-"""Every ```python block of README.md and docs/*.md runs as written (the shell blocks are checked by
-scripts/check_doc_commands.py, outside the suite).
+"""Every ```python block of README.md and docs/*.md runs as written; the ```bash commands are listed
+here and run by scripts/check_doc_commands.py, outside the suite (they train for minutes to hours).
 
-Each block runs in a fresh namespace, in a temporary working directory (the blocks write run folders such
-as ``runs/...``). A block whose first line is ``# continues the block above`` (a comment a reader sees)
-runs in the namespace the previous block left. The snippets themselves are tiny (small envs, horizons
-and round counts), so the suite runs them exactly as a reader copies them.
+Each Python block runs in a fresh namespace, in a temporary working directory (the blocks write run
+folders such as ``runs/lqr``). A block whose first line is ``# continues the block above`` (a comment a
+reader sees) runs in the namespace the previous block of its file left. The snippets are tiny by
+themselves (the 'lqr' env, short horizons, few rounds), so the suite runs exactly what a reader copies.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import pathlib
-import re
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+_spec = importlib.util.spec_from_file_location(
+    "check_doc_commands", ROOT / "scripts" / "check_doc_commands.py"
+)
+check_doc_commands = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(check_doc_commands)
+
 CONTINUES = "# continues the block above"
-FENCE = re.compile(r"^```(\w*)\s*$")
-
-
-def code_blocks(path: pathlib.Path, language: str) -> list[tuple[int, str]]:
-    """(first line number, source) of every fenced block of ``language`` in ``path``."""
-    blocks, lang, start, body = [], None, 0, []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        fence = FENCE.match(line)
-        if lang is None:
-            if fence is not None:
-                lang, start, body = fence.group(1), number + 1, []
-        elif fence is not None and fence.group(1) == "":
-            if lang == language:
-                blocks.append((start, "\n".join(body) + "\n"))
-            lang = None
-        else:
-            body.append(line)
-    if lang is not None:
-        raise ValueError(f"{path.name}: the code block opened at line {start - 1} is never closed")
-    return blocks
-
-
-def _python_blocks():
-    out = []
-    for path in DOCS:
-        for line, source in code_blocks(path, "python"):
-            out.append(pytest.param(path, line, source, id=f"{path.name}:{line}"))
-    return out
-
-
-BLOCKS = _python_blocks()
+BLOCKS = [
+    pytest.param(path, line, source, id=f"{path.name}:{line}")
+    for path in check_doc_commands.doc_files(ROOT)
+    for line, source in check_doc_commands.code_blocks(path, "python")
+]
 
 
 def test_the_docs_have_python_blocks_and_continuations_follow_a_block():
@@ -60,6 +39,25 @@ def test_the_docs_have_python_blocks_and_continuations_follow_a_block():
         previous = path
 
 
+def test_the_shell_commands_are_found_and_shrunk_by_appended_options():
+    found = dict((command, where) for where, command in check_doc_commands.commands(ROOT))
+    assert "jnigt train --help" in found and any(c.startswith("jnigt reproduce") for c in found)
+    assert all(not c.endswith("\\") and "  #" not in c for c in found)  # continuations joined, comments cut
+    tiny = check_doc_commands.tiny
+    assert (
+        tiny("jnigt sweep --seeds 4")
+        == "jnigt sweep --seeds 4 --rounds 2 --grid-points 3 --seeds 1 --eval-episodes 2"
+    )
+    assert (
+        tiny("pip install -e . && jnigt train")
+        == f"pip install -e . && jnigt train {check_doc_commands.TINY_TRAIN}"
+    )
+    assert check_doc_commands.without_installs("pip install -e . && jnigt train") == (
+        "jnigt train",
+        ["pip install -e ."],
+    )
+
+
 _namespaces: dict[pathlib.Path, dict] = {}
 
 
@@ -68,11 +66,9 @@ def test_python_block_runs_as_written(path, line, source, tmp_path_factory, monk
     if source.startswith(CONTINUES):
         namespace = _namespaces.get(path)
         assert namespace is not None, f"{path.name}:{line} continues a block that did not run"
-        monkeypatch.chdir(namespace["__docs_cwd__"])
     else:
-        cwd = tmp_path_factory.mktemp(f"{path.stem}_{line}")
-        monkeypatch.chdir(cwd)
-        namespace = {"__name__": "__main__", "__docs_cwd__": cwd}
+        namespace = {"__name__": "__main__", "__cwd__": tmp_path_factory.mktemp(f"{path.stem}_{line}")}
+    monkeypatch.chdir(namespace["__cwd__"])
     _namespaces.pop(path, None)
     exec(compile(source, f"{path.name}:{line}", "exec"), namespace)
     _namespaces[path] = namespace
