@@ -133,6 +133,19 @@ def test_rennala_nigt_shrinks_the_lqr_gap_and_resumes(pool, tmp_path):
         )
 
 
+def test_rennala_learner_discards_results_of_an_older_round(pool):
+    """preempt=False: an agent learns of a new round only when its result comes back. Agent 3 (20x slower)
+    computes each gradient while several rounds close, so every later result of it belongs to an older
+    round: the learner drops it (grads_stale) and never counts it in the round now open."""
+    cfg = TrainConfig(**LQR, method="rennala", step_model="1,1,1,20", batch_size=4, rounds=24, eval_every=24)
+    run = train_ray(cfg, slowdown="trajectory", time_scale=2e-2, agents=pool, preempt=False)
+    rows = run.rows[1:]
+    assert all(sum(r["agent_counts"]) == 4 for r in rows)
+    assert sum(r["grads_stale"] for r in rows) >= 1, rows
+    # its first result may land in round 1 (sent at round 0's point); none after that can be current
+    assert all(r["agent_counts"][3] == 0 for r in rows[1:]), rows
+
+
 def test_dead_agent_rennala_carries_on_malenia_stops(pool):
     def kill_agent_3(rnd, actors):
         if rnd == 2:
