@@ -13,7 +13,9 @@ shapes), the program
             state, m = trainer.step(state)                     # every step ending by g_j is done
         record evaluate(theta_t, key_j), rounds, env_steps, grads_used, comms
 
-so a run at grid time g is evaluated at its current theta_t after every step whose end time is <= g:
+so a run at grid time g is evaluated at its current theta_t after every step whose end time is <= g
+(AFedPG under charge "horizon" without jitter runs the same arrivals through ``method.advance``, which
+samples a block of them in one batch: docs/algorithms.md#afedpg):
 all methods and all runs share the same x values, whatever their round lengths (AFedPG's single
 arrivals, Rennala's rounds, Synchronized's slowest agent). The evaluation is inside the same program
 (no second compile) and its episodes use ``eval_key(seed, j)``: the same episodes for every method
@@ -141,6 +143,7 @@ class EqualTimeRunner:
         tr = self.trainer
         state = tr.init(seed, learning_rate, momentum)
         shapes = jax.eval_shape(tr.step, state)[1]
+        advance = getattr(getattr(tr, "method", None), "advance", None)
         zero = lambda name: jnp.zeros([], shapes[name].dtype)
         acc0 = dict(
             rounds=jnp.zeros([], jnp.int32),
@@ -156,18 +159,23 @@ class EqualTimeRunner:
                 st, acc = c
                 return (tr.next_time(st) <= g) & (acc["rounds"] < self.max_steps)
 
-            def body(c):
-                st, acc = c
-                st, m = tr.step(st)
-                acc = dict(
+            def record(acc, m):
+                return dict(
                     rounds=acc["rounds"] + 1,
                     env_steps=m["env_steps"],
                     grads_used=acc["grads_used"] + m["grads_used"],
                     comms=m["comms"],
                 )
-                return st, acc
 
-            state, acc = jax.lax.while_loop(cond, body, carry)
+            if advance is not None:  # AFedPG along its known schedule: arrivals in blocks
+                state, acc = advance(*carry, lambda st, acc: cond((st, acc)), record)
+            else:
+
+                def body(c):
+                    st, m = tr.step(c[0])
+                    return st, record(c[1], m)
+
+                state, acc = jax.lax.while_loop(cond, body, carry)
             ret = tr.evaluate(state, eval_key(seed, j))
             return (state, acc), dict(eval_return=jnp.asarray(ret, jnp.float32), **acc)
 
