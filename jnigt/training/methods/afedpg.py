@@ -13,6 +13,12 @@ state keeps each agent's pending gradient, steps and return (:class:`AfedpgTaken
 its stale point, and ``next_finish_i = start + L h_i f + kappa_i``. The server clock is the same as
 under "horizon" when no episode ends early; the trajectories' keys differ (the restart's, not the
 arrival's), so the parameters do.
+
+Along the known schedule (charge "horizon", no jitter: ``block > 0``): the equal-time runner calls
+:meth:`Afedpg.advance_in_blocks`, which samples the gradients of a block of arrivals in one vmapped batch
+(:meth:`Afedpg.fill`, same keys and stale points) and then applies their server steps one arrival at a
+time. ``steps`` (``Trainer.step``, ``run_chunk``, ``train()``), charge "taken" and jitter stay one
+trajectory per arrival (docs/algorithms.md#afedpg).
 """
 
 from __future__ import annotations
