@@ -75,6 +75,7 @@ __all__ = [
     "AfedpgClock",
     "afedpg_init",
     "afedpg_next",
+    "afedpg_block_size",
     "reachable",
     "check_progress",
 ]
@@ -576,6 +577,48 @@ def afedpg_next(timing: Timing, horizon: int, clock: AfedpgClock, key, steps=Non
     dur = trajectory_durations(timing, horizon, key, 1, steps)[agent, 0]
     new = nf.at[agent].set((t + dur) + kappa)
     return agent, t.astype(jnp.float32), AfedpgClock(new), kappa
+
+
+def afedpg_block_size(timing: Timing, horizon: int, arrivals: int | None = None, fill: float = 0.95) -> int:
+    """B, how many AFedPG arrivals to sample in one batch (fixed times; NumPy, outside ``jit``).
+
+    Along the server's schedule (the clock above in float32, ``arrivals`` updates, default ``50 n``), a
+    block is the longest run of arrivals from different agents: each gradient in it starts from a point
+    that is known when the block begins. Blocks are cut at B; B is the largest cap whose blocks are on
+    average at least ``fill`` full (a batch costs its B trajectories whatever the block holds). About the
+    number of arrivals between two of the fastest agent's: 5 at n = 10 with h_i = kappa_i = sqrt(i), n with
+    equal times. Only speed depends on B: any B >= 1 gives the same numbers (docs/algorithms.md#afedpg).
+    """
+    n = timing.num_agents
+    s = 50 * n if arrivals is None else validate.integer("arrivals", arrivals, 1)
+    cost = np.asarray(timing.step_time, np.float32)
+    if timing.time_unit == "step":
+        cost = cost * np.float32(horizon)
+    kappa = np.asarray(timing.comm_time, np.float32)
+    nf = (cost + kappa).astype(np.float32)
+    if not np.any(np.isfinite(nf)):
+        return 1
+    agents = np.empty(s, np.int64)
+    for j in range(s):  # afedpg_next, event by event
+        a = int(np.argmin(nf))
+        agents[j] = a
+        nf[a] = np.float32(np.float32(nf[a] + cost[a]) + kappa[a])
+
+    def blocks(cap):
+        lengths, start = [], 0
+        while start < s:
+            seen, end = set(), start
+            while end < s and end - start < cap and agents[end] not in seen:
+                seen.add(agents[end])
+                end += 1
+            lengths.append(end - start)
+            start = end
+        return np.asarray(lengths[:-1] or lengths)  # the last block is cut by the end of the schedule
+
+    cap = int(np.ceil(blocks(n).mean()))
+    while cap > 1 and blocks(cap).mean() < fill * cap:
+        cap -= 1
+    return cap
 
 
 # -------------------------------------------------------------------------------------- checks, planning

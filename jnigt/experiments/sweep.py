@@ -13,7 +13,9 @@ shapes), the program
             state, m = trainer.step(state)                     # every step ending by g_j is done
         record evaluate(theta_t, key_j), rounds, env_steps, grads_used, comms
 
-so a run at grid time g is evaluated at its current theta_t after every step whose end time is <= g:
+so a run at grid time g is evaluated at its current theta_t after every step whose end time is <= g
+(AFedPG under charge "horizon" without jitter runs the same arrivals through ``method.advance``, which
+samples a block of them in one batch: docs/algorithms.md#afedpg):
 all methods and all runs share the same x values, whatever their round lengths (AFedPG's single
 arrivals, Rennala's rounds, Synchronized's slowest agent). The evaluation is inside the same program
 (no second compile) and its episodes use ``eval_key(seed, j)``: the same episodes for every method
@@ -170,6 +172,7 @@ class EqualTimeRunner:
         tr = self.trainer
         state = tr.init(seed, learning_rate, momentum)
         shapes = jax.eval_shape(tr.step, state)[1]
+        advance = getattr(getattr(tr, "method", None), "advance", None)
         zero = lambda name: jnp.zeros([], shapes[name].dtype)
         acc0 = dict(
             rounds=jnp.zeros([], jnp.int32),
@@ -181,13 +184,12 @@ class EqualTimeRunner:
         def interval(carry, xs):
             g, j = xs
 
-            def cond(c):
-                st, acc, _ = c
-                return (tr.next_time(st) <= g) & (acc["rounds"] < self.max_steps)
+            def cond(st, x):
+                return (tr.next_time(st) <= g) & (x[0]["rounds"] < self.max_steps)
 
-            def body(c):
-                st, acc, flags = c
-                new, m = tr.step(st)
+            def record(x, m, old, new):
+                """The running records and divergence flags after one step ``old -> new``."""
+                acc, flags = x
                 acc = dict(
                     rounds=acc["rounds"] + 1,
                     env_steps=m["env_steps"],
@@ -198,7 +200,7 @@ class EqualTimeRunner:
                     jnp.stack(
                         [
                             jnp.any(a != b)
-                            for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(st.params))
+                            for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(old.params))
                         ]
                     )
                 )
@@ -208,9 +210,18 @@ class EqualTimeRunner:
                     streak=streak,
                     longest=jnp.maximum(flags["longest"], streak),
                 )
-                return new, acc, flags
+                return acc, flags
 
-            state, acc, flags = jax.lax.while_loop(cond, body, carry)
+            st, acc, flags = carry
+            if advance is not None:  # AFedPG along its known schedule: arrivals in blocks
+                state, (acc, flags) = advance(st, (acc, flags), cond, record)
+            else:
+
+                def body(c):
+                    new, m = tr.step(c[0])
+                    return new, record(c[1], m, c[0], new)
+
+                state, (acc, flags) = jax.lax.while_loop(lambda c: cond(*c), body, (st, (acc, flags)))
             ret = jnp.asarray(tr.evaluate(state, eval_key(seed, j)), jnp.float32)
             flags = dict(flags, bad=flags["bad"] | ~jnp.isfinite(ret))
             recs = dict(eval_return=ret, **acc)

@@ -13,6 +13,12 @@ state keeps each agent's pending gradient, steps and return (:class:`AfedpgTaken
 its stale point, and ``next_finish_i = start + L h_i f + kappa_i``. The server clock is the same as
 under "horizon" when no episode ends early; the trajectories' keys differ (the restart's, not the
 arrival's), so the parameters do.
+
+Along the known schedule (charge "horizon", no jitter: ``block > 0``): the equal-time runner calls
+:meth:`Afedpg.advance_in_blocks`, which samples the gradients of a block of arrivals in one vmapped batch
+(:meth:`Afedpg.fill`, same keys and stale points) and then applies their server steps one arrival at a
+time. ``steps`` (``Trainer.step``, ``run_chunk``, ``train()``), charge "taken" and jitter stay one
+trajectory per arrival (docs/algorithms.md#afedpg).
 """
 
 from __future__ import annotations
@@ -46,6 +52,17 @@ class AfedpgState(NamedTuple):
     next_finish: jax.Array
 
 
+class AfedpgBuffer(NamedTuple):
+    """The next arrivals' gradients, sampled in one batch (:meth:`Afedpg.fill`): slot ``j < filled`` of
+    ``grad [B, ...]``, ``steps [B]``, ``ret [B]`` is the j-th arrival after the fill; ``used`` are done."""
+
+    grad: Any
+    steps: jax.Array
+    ret: jax.Array
+    used: jax.Array
+    filled: jax.Array
+
+
 class AfedpgTakenState(NamedTuple):
     """charge "taken": per agent ``[n, ...]`` the gradient, steps and return of the trajectory it is running
     (sampled at the point it last received); next_finish: float32 ``[n]``, the clock."""
@@ -60,6 +77,8 @@ class AfedpgTakenState(NamedTuple):
 class Afedpg:
     ctx: Context
     mesh: jax.sharding.Mesh
+    #: B, the arrivals :meth:`advance` samples in one batch (0: one at a time; charge "taken", jitter)
+    block: int = 0
     stalled: str = "the simulated clock became infinite: every agent is dead"
 
     @staticmethod
@@ -188,7 +207,89 @@ class Afedpg:
     def steps(self, state: TrainState, length: int):
         return jax.lax.scan(self._arrival_taken if self.taken else self._arrival, state, None, length=length)
 
+    def fill(self, st: TrainState) -> AfedpgBuffer:
+        """Samples, in one batch, the gradients of the next arrivals whose starting points are known now.
+
+        The clock runs ``block`` arrivals ahead with ``_arrival``'s keys (``state.key`` split in three per
+        arrival, the trajectory's key last). The block is the longest prefix of them whose agents are all
+        different: each of those agents computes at the point it holds now, ``stale[agent]`` (an agent
+        arriving twice would start its second trajectory at a point the block's server steps have not
+        made yet). So slot j holds the gradient ``_arrival`` samples at the j-th arrival from ``st``.
+        """
+        m, c = st.method, self.ctx.config
+
+        def ahead(carry, _):
+            key, nf = carry
+            key, k_time, k_traj = jax.random.split(key, 3)
+            agent, _, clock, _ = timing_lib.afedpg_next(
+                self.ctx.timing, c.horizon, timing_lib.AfedpgClock(nf), k_time
+            )
+            return (key, clock.next_finish), (agent, k_traj)
+
+        _, (agents, keys) = jax.lax.scan(ahead, (st.key, m.next_finish), None, length=self.block)
+        again = jnp.any(jnp.tril(agents[:, None] == agents[None, :], -1), axis=1)
+        filled = jnp.argmax(jnp.append(again, True)).astype(jnp.int32)
+        points = jax.tree.map(lambda s: s[agents], m.stale)
+        tg = jax.vmap(
+            lambda p, k, a: gpomdp.trajectory_gradient(
+                self.ctx.policy, self.ctx.env, p, k, a, c.horizon, c.discount, st.obs_stats
+            )
+        )(points, keys, agents)
+        return AfedpgBuffer(tg.grad, tg.steps, tg.ret, jnp.zeros([], jnp.int32), filled)
+
+    def _pop(self, st: TrainState, buf: AfedpgBuffer):
+        """``_arrival`` with the gradient of slot ``buf.used`` instead of a new trajectory."""
+        key, _, agent, t, clock = self._next(st)
+        params, opt_state, upd, dropped = self._server_step(st, jax.tree.map(lambda g: g[buf.used], buf.grad))
+        stale = jax.tree.map(lambda s, p: s.at[agent].set(p), st.method.stale, params)
+        return self._advance(
+            st,
+            params,
+            opt_state,
+            upd,
+            dropped,
+            key=key,
+            t=t,
+            steps=buf.steps[buf.used],
+            ret=buf.ret[buf.used],
+            method=AfedpgState(stale, clock.next_finish),
+        )
+
+    @property
+    def advance(self):
+        """:meth:`advance_in_blocks` when ``block > 0``, else None (the caller steps one arrival at a time)."""
+        return self.advance_in_blocks if self.block else None
+
+    def advance_in_blocks(self, state: TrainState, carry, more, record):
+        """Arrivals while ``more(state, carry)``, ``carry = record(carry, metrics, old, new)`` after each
+        (``old``/``new``: the state before and after the arrival); returns
+        ``(state, carry)``: the arrivals, keys and numbers of ``steps`` (one arrival at a time).
+
+        An outer loop samples a block (:meth:`fill`), an inner one applies its server steps in order while
+        ``more`` holds, so the environment work is one batch per block, also under ``vmap`` (a batched
+        ``more`` masks the loops; it does not refill on every arrival). The buffer lives in the loop only:
+        each call starts with a fill, and the rest of a block cut by ``more`` is sampled again by the next.
+        """
+
+        def pop(c):
+            st, buf, x = c
+            new, m = self._pop(st, buf)
+            return new, buf._replace(used=buf.used + 1), record(x, m, st, new)
+
+        def block(c):
+            st, _, x = c
+            return jax.lax.while_loop(
+                lambda c: (c[1].used < c[1].filled) & more(c[0], c[2]), pop, (st, self.fill(st), x)
+            )
+
+        empty = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(self.fill, state))
+        state, _, carry = jax.lax.while_loop(lambda c: more(c[0], c[2]), block, (state, empty, carry))
+        return state, carry
+
 
 def build(ctx: Context) -> Afedpg:
     mesh = process_mesh()
-    return Afedpg(ctx=dataclasses.replace(ctx, mesh=mesh), mesh=mesh)
+    t = ctx.timing
+    known = t.charge == "horizon" and t.jitter == 0  # the schedule depends on neither gradients nor seed
+    block = timing_lib.afedpg_block_size(t, ctx.config.horizon) if known else 0
+    return Afedpg(ctx=dataclasses.replace(ctx, mesh=mesh), mesh=mesh, block=block)
