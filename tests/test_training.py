@@ -403,7 +403,9 @@ def test_same_numbers_as_before_the_method_modules(case):
     flat = lambda t: np.concatenate([np.ravel(x) for x in jax.tree.leaves(t)])
     np.testing.assert_allclose(flat(st.params), params, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(flat(tr.eval_params(st)), eval_params, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(got_evals, evals, rtol=1e-6)
+    # the evaluation returns sum 2 episodes of exp/log-heavy rollouts: XLA's platform-independent math
+    # (tests/conftest.py) moves them by up to 1.4e-6 relative against the numbers of commit 50df51c
+    np.testing.assert_allclose(got_evals, evals, rtol=1e-5)
     if times is not None:
         np.testing.assert_allclose(got_times, times, rtol=1e-6)
 
