@@ -173,3 +173,34 @@ def test_analysis_of_a_panel_where_the_reference_is_clearly_faster(tmp_path):
     assert "| main_b |" in md and "holds" in md and "walker2d_c" in md
     for f in ("summary.csv", "curves.csv", "main_b.png"):
         assert (folder / f).exists()
+
+
+def test_study_panels_move_humanoid_to_full_and_charge_b_per_gradient_too():
+    cpu = study.study_panels("cpu")
+    assert "humanoid_c" not in cpu and "humanoid_c" in study.LEFT_OUT["cpu"]
+    b, bt = cpu["main_b"], cpu["main_b_trajectory"]
+    assert bt.time_unit == "trajectory" and (bt.step_model, bt.comm_model) == (b.step_model, b.comm_model)
+    assert cpu["main_c_trajectory"].time_unit == "trajectory"
+    d = study.DESIGNS["cpu"]
+    assert d.tune_seeds >= 3 and d.report_seeds >= 10 and d.eval_episodes >= 16 and d.grid_points >= 25
+    assert d.momenta == study.PAPER_MOMENTA and d.pool_seeds >= 20
+
+
+def test_tiny_pilot_writes_its_decisions_once(tmp_path):
+    panel = panels.panels_for("tiny")["main_a"]
+    got = study.pilot(
+        [panel],
+        study.PILOT_DESIGNS["tiny"],
+        str(tmp_path),
+        2,
+        log=lambda *a: None,
+        fast_compile=True,
+        study_design=study.DESIGNS["tiny"],
+    )[panel.name]
+    assert {"threshold", "rule", "t_end", "rounds", "chosen", "medians", "max_initial_return"} <= set(got)
+    assert len(got["times"]) == study.PILOT_DESIGNS["tiny"].grid_points
+    assert got["rounds"] is None or 1 <= got["rounds"] <= 2 * panel.rounds
+    path = tmp_path / panel.name / "pilot.json"
+    ns = path.stat().st_mtime_ns
+    again = study.pilot([panel], study.PILOT_DESIGNS["tiny"], str(tmp_path), 2, log=lambda *a: None)
+    assert again[panel.name] == json.loads(path.read_text()) and path.stat().st_mtime_ns == ns

@@ -352,12 +352,14 @@ def pilot_panel(
     stated_threshold: float,
     round_time: float,
     log=print,
+    study_design: StudyDesign | None = None,
 ) -> dict:
     """The pilot of one panel on a long grid ``times``: stage 1 (tune) of every method, then the
-    threshold rule (:func:`study_threshold`, on the initial returns of the tuning seeds and of the whole
-    report pool) and the run length (:func:`run_length`) from each method's chosen median. Writes (and
+    threshold rule (:func:`study_threshold`, on the initial returns of every seed of ``study_design``
+    (default ``design``): its tuning seeds and the reference's whole report pool) and the run length (:func:`run_length`) from each method's chosen median. Writes (and
     on a rerun reads back) ``<out_dir>/<panel>/pilot.json``: threshold, rule, t_end, rounds (T_end in
     reference first-round times, rounded up), per method the chosen point and its median curve."""
+    study_design = study_design or design
     path = os.path.join(out_dir, panel.name, "pilot.json")
     if os.path.exists(path):
         with open(path) as f:
@@ -369,7 +371,9 @@ def pilot_panel(
         with open(files.chosen(m)) as f:
             chosen[m] = json.load(f)
     medians = {m: np.asarray(c["median_curve"]) for m, c in chosen.items()}
-    seeds = np.concatenate([np.arange(design.tune_seeds), design.seeds_for(panel.reference, panel.reference)])
+    seeds = np.concatenate(
+        [np.arange(study_design.tune_seeds), study_design.seeds_for(panel.reference, panel.reference)]
+    )
     init = initial_returns(make_runner(panel.reference).trainer, seeds)
     plateau = max(float(v[-1]) for v in medians.values())
     thr = study_threshold(stated_threshold, init, plateau)
@@ -389,6 +393,65 @@ def pilot_panel(
     )
     save_json(path, out)
     log(f"  pilot {panel.name}: threshold {thr['threshold']} ({thr['rule']}), rounds {out['rounds']}")
+    return out
+
+
+# ------------------------------------------------------------------------------------------ panels
+#: The study's seeds, evaluation and grid (docs/algorithms.md#convergence-study), by size.
+DESIGNS = {
+    "cpu": StudyDesign(),
+    "full": StudyDesign(learning_rates=tuple(2.0**-k for k in range(10, 0, -1))),
+    "tiny": StudyDesign(
+        learning_rates=(2.0**-6, 2.0**-2),
+        momenta=(0.1,),
+        batch_size=4,
+        tune_seeds=1,
+        eval_episodes=2,
+        grid_points=4,
+        max_extensions=1,
+    ),
+}
+#: The pilot's coarse grid: 3 alphas (a factor 8 apart; an edge choice extends once) x eta 0.1 x 2 seeds
+#: per method, on a grid PILOT_FACTOR x longer than the reproduction's.
+PILOT_ALPHAS = {
+    "cpu": (2.0**-10, 2.0**-7, 2.0**-4),
+    "full": (2.0**-10, 2.0**-6, 2.0**-2),
+    "tiny": (2.0**-6, 2.0**-2),
+}
+PILOT_DESIGNS = {
+    size: dataclasses.replace(
+        d,
+        learning_rates=PILOT_ALPHAS[size],
+        momenta=(0.1,),
+        tune_seeds=min(2, d.tune_seeds),
+        max_extensions=1,
+        grid_points=41 if size != "tiny" else d.grid_points,
+    )
+    for size, d in DESIGNS.items()
+}
+PILOT_FACTOR = 10
+#: Panels beyond the equal-time reproduction's: scenario (b) charged per gradient too (both units for the
+#: main environment's (b) and (c)).
+EXTRA_PANELS = ("main_b_trajectory",)
+#: Panels of the equal-time reproduction left out of the study at a size, with the reason.
+LEFT_OUT = {
+    "cpu": {
+        "humanoid_c": "cannot learn at CPU size (gradient noise; docs/results/equal_time.md): --size full"
+    }
+}
+
+
+def study_panels(size: str) -> dict[str, Panel]:
+    """The study's panels at ``size``: the reproduction's panels (:func:`jnigt.experiments.panels.
+    panels_for`) less :data:`LEFT_OUT`, plus ``main_b_trajectory`` (``main_b`` charged per gradient)."""
+    from jnigt.experiments.panels import panels_for
+
+    table = panels_for(size)
+    out = {k: v for k, v in table.items() if k not in LEFT_OUT.get(size, {})}
+    b = table["main_b"]
+    out["main_b_trajectory"] = dataclasses.replace(
+        b, name="main_b_trajectory", title=f"{b.title}, time per trajectory", time_unit="trajectory"
+    )
     return out
 
 
@@ -416,9 +479,11 @@ def pilot(
     pilot_factor: float,
     log=print,
     fast_compile: bool = False,
+    study_design: StudyDesign | None = None,
 ) -> dict[str, dict]:
-    """The pilot of every panel: T_pilot = ``pilot_factor`` x the panel's ``rounds`` reference rounds;
-    files in ``<out_dir>/<panel>/``. Returns each panel's pilot.json."""
+    """The pilot of every panel: stage 1 on ``design`` (a coarse grid) up to T_pilot = ``pilot_factor``
+    x the panel's ``rounds`` reference rounds; the initial returns for the threshold rule over the seeds
+    of ``study_design``. Files in ``<out_dir>/<panel>/``. Returns each panel's pilot.json."""
     from jnigt.experiments import compare, stats
     from jnigt.experiments.sweep import time_grid
 
@@ -429,7 +494,9 @@ def pilot(
         round_time = compare.end_time(make_runner(p.reference).trainer, 1)
         times = time_grid(round_time * p.rounds * pilot_factor, design.grid_points)
         stated = stats.threshold(p.env, p.horizon)
-        out[p.name] = pilot_panel(p, design, out_dir, make_runner, times, stated, round_time, log)
+        out[p.name] = pilot_panel(
+            p, design, out_dir, make_runner, times, stated, round_time, log, study_design
+        )
     return out
 
 
