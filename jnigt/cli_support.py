@@ -83,19 +83,21 @@ class UsageError(ValueError):
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_RULE = re.compile(r"^[─━-]+$")
+_RULE = re.compile(r"^[─━\-╰╯]+$")
 
 
 def _one_line(box: str, prog: str) -> str:
-    """tyro's error box as one line: its first section, and the first flag it suggests."""
-    lines = [_ANSI.sub("", line).strip() for line in box.splitlines()]
+    """tyro's error box (UTF-8 or ASCII) as one line: its first section, and the first flag it suggests."""
+    lines = [_ANSI.sub("", line).strip().strip("│┃|").strip() for line in box.splitlines()]
+    lines = [line for line in lines if line]
     sections: list[list[str]] = [[]]
-    for line in (line.strip("│┃|").strip() for line in lines if line[:1] in "│┃|"):
+    for line in lines[1:]:  # lines[0]: the box's title ("Value error")
         if _RULE.match(line):
             sections.append([])
-        elif line:
+        else:
             sections[-1].append(line)
-    first = " ".join(sections[0]) or " ".join(line for line in lines if line) or "cannot parse the options"
+    sections = [s for s in sections if s]
+    first = " ".join(sections[0]) if sections else " ".join(lines) or "cannot parse the options"
     first = re.sub(r"^Error parsing (\S+?):", r"\1:", first)
     meant = [s[1].split()[0] for s in sections[1:] if len(s) > 1 and s[0] == "Perhaps you meant:"]
     return first + (f"; did you mean {meant[0]}?" if meant else "") + f" (see {prog} --help)"
