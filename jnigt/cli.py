@@ -193,8 +193,8 @@ def train_main(argv: list[str] | None = None) -> int:
         from jnigt.training.precompile import precompile
         from jnigt.training.run import trainer_for
 
-        trainers = [trainer_for(c, opts.devices, opts.pmap) for c in configs]
-        precompile([(f"{c.method}+{c.optimizer}", t, t.init(c.seed)) for c, t in zip(configs, trainers)])
+        trainers = ((c, trainer_for(c, opts.devices, opts.pmap)) for c in configs)  # built one by one
+        precompile((f"{c.method}+{c.optimizer}", t, t.init(c.seed)) for c, t in trainers)
 
     run_dirs, end_time = [], None
     for config in configs:

@@ -14,11 +14,13 @@ from __future__ import annotations
 import sys
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 #: Trainer -> names of its programs already compiled ahead in this process
 _DONE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: compiling threads (idle ones cost nothing; a comparison of m methods has up to 2 m programs)
+_THREADS = 8
 
 
 def _to_stderr(message: str) -> None:
@@ -37,38 +39,35 @@ def _persistent_cache_on() -> bool:
 
 
 def precompile(
-    runs: Sequence[tuple[str, object, object]],
+    runs: Iterable[tuple[str, object, object]],
     *,
     evaluate: bool = True,
     log: Callable[[str], None] | None = _to_stderr,
 ) -> float:
     """Compile the chunk (and, if ``evaluate``, the initial evaluation) of each ``(name, trainer,
-    state)`` in ``runs``; ``state`` is the state the run starts from. Programs compiled ahead before
+    state)`` of ``runs``; ``state`` is the state the run starts from. ``runs`` may be a generator: the
+    next run is built while the programs of the previous ones compile. Programs compiled ahead before
     (same trainer) are skipped. Says ``compiling <name> (first run only)`` per run through ``log``
     (default: stderr of the writing process; None: silent). Returns the seconds it took."""
     t0 = time.perf_counter()
-    todo = []
-    for name, trainer, state in runs:
-        done = _DONE.setdefault(trainer, set())
-        programs = [("chunk", trainer._chunk, (state,))]
-        if evaluate:
-            programs.append(("evaluate", trainer._evaluate, (state, None)))
-        programs = [p for p in programs if p[0] not in done]
-        if programs:
-            todo.append((name, done, programs))
-    if not todo:
-        return 0.0
-    with ThreadPoolExecutor(max_workers=sum(len(p) for _, _, p in todo)) as pool:
-        futures = []
-        for name, done, programs in todo:
-            if log is not None:
+    futures = []
+    with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+        for name, trainer, state in runs:
+            done = _DONE.setdefault(trainer, set())
+            programs = [("chunk", trainer._chunk, (state,))]
+            if evaluate:
+                programs.append(("evaluate", trainer._evaluate, (state, None)))
+            programs = [p for p in programs if p[0] not in done]
+            if programs and log is not None:
                 log(f"compiling {name}{' (first run only)' if _persistent_cache_on() else ''}")
             for program, fn, args in programs:
-                # trace and lower here (Python, holds the GIL); compile in a thread (releases it)
+                # trace and lower here (Python, holds the GIL); compile in a thread (XLA releases it)
                 futures.append((done, program, pool.submit(fn.lower(*args).compile)))
         for done, program, future in futures:
             future.result()
             done.add(program)
+    if not futures:
+        return 0.0
     seconds = time.perf_counter() - t0
     if log is not None:
         log(f"compiled in {seconds:.1f} s")
