@@ -1,10 +1,11 @@
 """Start-up of the README's main job (``jnigt train``) against a reference commit, as ratios from one run.
 
 Each measurement is a fresh process running ``jnigt train --out <new folder>`` (plus ``--args``), timed
-from start to exit: the reference code (default: commit 7719c8f, the main branch before the compiled-ahead
-start-up, unpacked with ``git archive`` into a temporary folder), then this checkout with an empty
-compilation cache (cold: the first run on a machine), then this checkout again with that cache (warm:
-any later run). ``--repeats`` rounds of the three, interleaved so that a change of machine load hits
+from start to exit: the reference code (``--ref``, default commit 7719c8f: the main branch before the
+compiled-ahead start-up), then the code of ``--new`` (default HEAD: the last commit of this checkout)
+with an empty compilation cache (cold: the first run on a machine), then ``--new`` again with that cache
+(warm: any later run). Both are unpacked with ``git archive`` into a temporary folder, so the checkout
+may change while the script runs. ``--repeats`` rounds of the three, interleaved so that a change of machine load hits
 all of them alike. Every run must end with the same final numbers (metrics.jsonl's last rows), or the
 script fails. Prints one JSON: the wall-clock and CPU seconds of each run and the ratios reference/cold,
 reference/warm (medians over the repeats). On a shared machine the wall-clock figures move with the
@@ -37,12 +38,11 @@ RUNNER = (
 )
 
 
-def unpack(ref: str, into: str) -> str:
+def unpack(ref: str, into: str) -> None:
     """The code of commit ``ref`` in ``into`` (``jnigt`` and ``jnigt_envs`` importable from it)."""
     archive = subprocess.run(["git", "-C", ROOT, "archive", ref], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
     os.symlink(os.path.join(into, "envs"), os.path.join(into, "jnigt_envs"))
-    return into
 
 
 def _cpu() -> float:
@@ -76,20 +76,23 @@ def final_rows(out: str) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ref", default="7719c8f", help="reference commit (today's main)")
+    p.add_argument("--new", default="HEAD", help="the code to time against it")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--args", default="", help="extra jnigt train options, e.g. '--rounds 20'")
     p.add_argument("--json", default=None, help="also write the result here")
     a = p.parse_args(argv)
     extra = shlex.split(a.args)
     with tempfile.TemporaryDirectory(prefix="bench_startup_") as tmp:
-        os.makedirs(os.path.join(tmp, "ref"))
-        ref = unpack(a.ref, os.path.join(tmp, "ref"))
+        ref, new = (os.path.join(tmp, k) for k in ("ref", "new"))
+        for commit, folder in ((a.ref, ref), (a.new, new)):
+            os.makedirs(folder)
+            unpack(commit, folder)
         seconds = {"reference": [], "cold": [], "warm": []}
         cpu = {"reference": [], "cold": [], "warm": []}
         finals = {}
         for i in range(a.repeats):
             cache = os.path.join(tmp, f"cache{i}")  # empty: the cold run fills it, the warm run reads it
-            for kind, code in (("reference", ref), ("cold", ROOT), ("warm", ROOT)):
+            for kind, code in (("reference", ref), ("cold", new), ("warm", new)):
                 out = os.path.join(tmp, f"{kind}{i}")
                 # the reference's jnigt train has no cache (and ignores JNIGT_JAX_CACHE)
                 wall, used = run(code, out, cache, extra)
@@ -104,6 +107,9 @@ def main(argv=None) -> int:
     result = {
         "command": "jnigt train --out <new folder> " + a.args,
         "reference": a.ref,
+        "new": subprocess.run(
+            ["git", "-C", ROOT, "rev-parse", "--short", a.new], capture_output=True, text=True
+        ).stdout.strip(),
         "seconds": seconds,
         "cpu_seconds": cpu,
         "reference_over_cold": round(med["reference"] / med["cold"], 3),
