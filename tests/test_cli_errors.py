@@ -112,10 +112,8 @@ def test_help_lists_every_command_with_a_line_and_train_shows_the_everyday_optio
 
 
 def _files(folder):
-    return {
-        n: (os.stat(os.path.join(folder, n)).st_mtime_ns, open(os.path.join(folder, n), "rb").read())
-        for n in sorted(os.listdir(folder))
-    }
+    """name -> (modification time, bytes) of every file in ``folder``."""
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.iterdir())}
 
 
 def test_crosscheck_reads_by_default_and_writes_only_with_write(tmp_path, capsys):
