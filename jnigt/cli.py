@@ -177,6 +177,19 @@ def parse_train(argv: list[str]) -> tuple[TrainOptions, list[TrainConfig]]:
     return opts, configs
 
 
+def _import_for_training(plot: bool) -> None:
+    """What train() and the plot import later (checkpoints, TensorBoard, matplotlib's Agg backend, as
+    jnigt.plotting sets it), imported now: while XLA compiles, the GIL is free for it."""
+    import orbax.checkpoint  # noqa: F401
+    import tensorboardX  # noqa: F401
+
+    if plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+
+
 def train_main(argv: list[str] | None = None) -> int:
     opts, configs = parse_train(list(sys.argv[1:] if argv is None else argv))
     from jnigt import distributed
@@ -194,7 +207,10 @@ def train_main(argv: list[str] | None = None) -> int:
         from jnigt.training.run import trainer_for
 
         trainers = ((c, trainer_for(c, opts.devices, opts.pmap)) for c in configs)  # built one by one
-        precompile((f"{c.method}+{c.optimizer}", t, t.init(c.seed)) for c, t in trainers)
+        precompile(
+            ((f"{c.method}+{c.optimizer}", t, t.init(c.seed)) for c, t in trainers),
+            meanwhile=lambda: _import_for_training(opts.plot),
+        )
 
     run_dirs, end_time = [], None
     for config in configs:

@@ -43,12 +43,14 @@ def precompile(
     *,
     evaluate: bool = True,
     log: Callable[[str], None] | None = _to_stderr,
+    meanwhile: Callable[[], object] | None = None,
 ) -> float:
     """Compile the chunk (and, if ``evaluate``, the initial evaluation) of each ``(name, trainer,
     state)`` of ``runs``; ``state`` is the state the run starts from. ``runs`` may be a generator: the
     next run is built while the programs of the previous ones compile. Programs compiled ahead before
     (same trainer) are skipped. Says ``compiling <name> (first run only)`` per run through ``log``
-    (default: stderr of the writing process; None: silent). Returns the seconds it took."""
+    (default: stderr of the writing process; None: silent). ``meanwhile()`` runs in this thread while
+    the last programs compile (e.g. the imports the run needs next). Returns the seconds it took."""
     t0 = time.perf_counter()
     futures = []
     with ThreadPoolExecutor(max_workers=_THREADS) as pool:
@@ -63,6 +65,8 @@ def precompile(
             for program, fn, args in programs:
                 # trace and lower here (Python, holds the GIL); compile in a thread (XLA releases it)
                 futures.append((done, program, pool.submit(fn.lower(*args).compile)))
+        if meanwhile is not None:
+            meanwhile()
         for done, program, future in futures:
             future.result()
             done.add(program)
