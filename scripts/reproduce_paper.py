@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jnigt.experiments import cache, commands  # noqa: E402
+from jnigt.experiments import commands  # noqa: E402
 
 PANELS = (
     "main_a",
@@ -44,7 +44,7 @@ def parse(argv, description, default_panels):
     p.add_argument("--out", default=os.path.join("runs", "paper"))
     p.add_argument("--panels", default=",".join(default_panels), help="comma-separated panel names")
     p.add_argument("--runs-per-call", type=int, default=None)
-    p.add_argument("--cache-dir", default=cache.DEFAULT_CACHE_DIR)
+    p.add_argument("--cache-dir", default=None, help="default: $JNIGT_JAX_CACHE, else ~/.cache/jnigt/jax")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)

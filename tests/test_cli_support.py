@@ -9,8 +9,10 @@ import pytest
 from jnigt import cli_support
 
 _BUILD_ENV = (
+    "import logging; logging.basicConfig(); "
     "from jnigt.cli_support import quiet_dependency_noise; quiet_dependency_noise(verbose={verbose}); "
-    "import jnigt_envs; jnigt_envs.make_env('inverted_pendulum', backend='spring'); print('built')"
+    "import jnigt_envs; jnigt_envs.make_env('inverted_pendulum', backend='spring'); print('built'); "
+    "from absl import logging as absl_logging; absl_logging.error('Failed to read Metadata file: x')"
 )
 
 
@@ -24,7 +26,12 @@ def test_dependency_noise_is_quiet_unless_verbose():
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stdout.strip() == "built"
     out = quiet.stdout + quiet.stderr
-    for noise in ("Failed to import warp", "Failed to import mujoco_warp", "not actively being maintained"):
+    for noise in (
+        "Failed to import warp",
+        "Failed to import mujoco_warp",
+        "not actively being maintained",
+        "Failed to read Metadata file",  # orbax through absl, on an unreadable checkpoint
+    ):
         assert noise not in out
     loud = _run(_BUILD_ENV.format(verbose=True))
     out = loud.stdout + loud.stderr
@@ -35,6 +42,7 @@ def test_dependency_noise_is_quiet_unless_verbose():
     except ImportError:
         assert "Failed to import warp" in out
     assert "not actively being maintained" in out
+    assert "ERROR:absl:Failed to read Metadata file" in out
 
 
 def test_importing_jnigt_installs_no_quieting_filter():

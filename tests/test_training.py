@@ -554,10 +554,10 @@ def test_cli_parses_typed_options():
 @pytest.mark.parametrize(
     "argv, match",
     [
-        (["train", "--step-model", "1"], "step_model: a single number is not a model"),
+        (["train", "--step-model", "1"], "--step-model: a single number is not a model"),
         (
             ["train", "--time-unit", "hours"],
-            "time_unit: unknown time unit; valid time units: step, trajectory",
+            "--time-unit: unknown time unit; valid time units: step, trajectory",
         ),
         (["train", "--methods", ","], "--methods must list at least one method"),
         (["train", "--momentum", "0"], "momentum"),

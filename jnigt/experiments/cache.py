@@ -1,10 +1,12 @@
-"""JAX's persistent compilation cache, on by default in the experiment entry points.
+"""JAX's persistent compilation cache, on by default in every command (``jnigt train``, ``sweep``,
+``compare``, ``reproduce``).
 
 Compiling one training configuration takes tens of seconds on a CPU; the cache stores the compiled
 XLA executables on disk so that a second run of the same configuration (same shapes, same
-constants) starts at once. Folder: ``$JNIGT_JAX_CACHE`` if set, else :data:`DEFAULT_CACHE_DIR`
-(``~/.cache/jnigt/jax``). Switch it off with ``enable_compilation_cache(None)`` (``--no-cache`` on the
-command line) or ``JNIGT_JAX_CACHE=off``.
+constants) starts at once. One switch, the same for every command: the folder is ``--cache-dir`` if
+given, else ``$JNIGT_JAX_CACHE`` if set, else :data:`DEFAULT_CACHE_DIR` (``~/.cache/jnigt/jax``);
+``--no-cache`` or ``JNIGT_JAX_CACHE=off`` switches it off (:func:`setup`). In Python:
+``enable_compilation_cache(path)``, ``enable_compilation_cache(None)`` for off.
 """
 
 from __future__ import annotations
@@ -12,14 +14,25 @@ from __future__ import annotations
 import os
 
 DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "jnigt", "jax")
+#: spellings of ``JNIGT_JAX_CACHE`` that switch the cache off
+OFF = ("", "off", "none", "0", "false", "no")
 
 
 def default_cache_dir() -> str | None:
-    """``$JNIGT_JAX_CACHE`` (``off``/``none``/empty: no cache) or :data:`DEFAULT_CACHE_DIR`."""
+    """``$JNIGT_JAX_CACHE`` (one of :data:`OFF`: no cache) or :data:`DEFAULT_CACHE_DIR`."""
     env = os.environ.get("JNIGT_JAX_CACHE")
     if env is None:
         return DEFAULT_CACHE_DIR
-    return None if env.strip().lower() in ("", "off", "none", "0") else env
+    return None if env.strip().lower() in OFF else env
+
+
+def setup(cache_dir: str | None = None, no_cache: bool = False, min_compile_secs: float = 1.0) -> str | None:
+    """A command's cache: off with ``no_cache``, else at ``cache_dir``, else at :func:`default_cache_dir`.
+
+    Returns the folder in use (None when off); see :func:`enable_compilation_cache`.
+    """
+    path = None if no_cache else (cache_dir if cache_dir is not None else default_cache_dir())
+    return enable_compilation_cache(path, min_compile_secs)
 
 
 def enable_compilation_cache(

@@ -1,13 +1,16 @@
 """Command-line entry functions (``jnigt sweep``, ``jnigt compare``, ``jnigt reproduce``, ``jnigt crosscheck``): typed option
 dataclasses for tyro, one function each returning an exit code. Each turns JAX's persistent
-compilation cache on (``--cache-dir``, default ``~/.cache/jnigt/jax``; ``--no-cache`` to switch it off).
+compilation cache on (``--cache-dir``, ``$JNIGT_JAX_CACHE``, else ``~/.cache/jnigt/jax``; ``--no-cache``
+or ``JNIGT_JAX_CACHE=off`` to switch it off: :func:`jnigt.experiments.cache.setup`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import tempfile
 import time
 
 from jnigt.experiments import cache, compare, crosscheck, panels, reproducible, tuning
@@ -18,10 +21,10 @@ from jnigt.experiments import results as results_lib
 class CommonArgs:
     out: str = "runs/experiments"
     """output folder (CSV, JSON, PNG); each command has its own default (runs/sweep, runs/compare, runs/paper)"""
-    cache_dir: str = cache.DEFAULT_CACHE_DIR
-    """JAX persistent compilation cache folder"""
+    cache_dir: str | None = None
+    """JAX persistent compilation cache folder (default: $JNIGT_JAX_CACHE, else ~/.cache/jnigt/jax)"""
     no_cache: bool = False
-    """switch the persistent compilation cache off"""
+    """switch the persistent compilation cache off (or JNIGT_JAX_CACHE=off)"""
     progress: bool = True
     """tqdm progress bars"""
     runs_per_call: int | None = None
@@ -108,19 +111,23 @@ class ReproduceArgs(CommonArgs):
 @dataclasses.dataclass
 class CrosscheckArgs:
     """Theory cross-check of finished panels: predicted (jnigt.theory.round_time) against measured
-    simulated time per round, from <dir>/<panel>_chosen.json and <panel>_summary.csv."""
+    simulated time per round, from <dir>/<panel>_chosen.json and <panel>_summary.csv. Prints the table
+    and checks that <dir>'s <panel>_theory.csv and theory_crosscheck.md match it (exit 1 if not); writes
+    files only with --write."""
 
     dir: str = "docs/results/equal_time"
     """folder of panel results (what jnigt reproduce wrote)"""
+    write: bool = False
+    """write <panel>_theory.csv and theory_crosscheck.md into --out"""
     out: str | None = None
-    """where to write <panel>_theory.csv and theory_crosscheck.md (default: --dir)"""
+    """with --write: where to write (default: --dir)"""
     verbose: bool = False
     """show the traceback of an error"""
 
 
 def _start(args: CommonArgs) -> str | None:
     os.makedirs(args.out, exist_ok=True)
-    return cache.enable_compilation_cache(None if args.no_cache else args.cache_dir)
+    return cache.setup(args.cache_dir, args.no_cache)
 
 
 def sweep_command(args: SweepArgs) -> int:
@@ -229,10 +236,44 @@ def reproduce_command(args: ReproduceArgs) -> int:
     return 0
 
 
+def _same_file(fresh: str, stored: str) -> bool:
+    """Whether ``stored`` holds what ``fresh`` holds: CSV rows equal up to the 6 digits written (rel. 1e-5)."""
+    if not os.path.isfile(stored):
+        return False
+    if not fresh.endswith(".csv"):
+        with open(fresh) as a, open(stored) as b:
+            return a.read() == b.read()
+
+    def same(x: str, y: str) -> bool:
+        try:
+            return x == y or math.isclose(float(x), float(y), rel_tol=1e-5)
+        except ValueError:
+            return False
+
+    a, b = compare.read_rows(fresh), compare.read_rows(stored)
+    return len(a) == len(b) and all(
+        r.keys() == q.keys() and all(same(r[k], q[k]) for k in r) for r, q in zip(a, b)
+    )
+
+
 def crosscheck_command(args: CrosscheckArgs) -> int:
-    """``jnigt crosscheck``: writes <panel>_theory.csv per panel and theory_crosscheck.md."""
-    out = args.out or args.dir
-    os.makedirs(out, exist_ok=True)
-    crosscheck.crosscheck_folder(args.dir, out)
-    print(f"files in {out}")
+    """``jnigt crosscheck``: prints the cross-check of ``--dir`` and compares it with the files there
+    (0: they match, 1: they differ); ``--write``: writes <panel>_theory.csv per panel and
+    theory_crosscheck.md into ``--out`` (default ``--dir``)."""
+    if args.write:
+        out = args.out or args.dir
+        os.makedirs(out, exist_ok=True)
+        crosscheck.crosscheck_folder(args.dir, out)
+        print(f"files in {out}")
+        return 0
+    if args.out is not None:
+        raise ValueError("--out: says where --write writes; add --write (without it nothing is written)")
+    with tempfile.TemporaryDirectory() as fresh:
+        crosscheck.crosscheck_folder(args.dir, fresh)
+        names = sorted(os.listdir(fresh))
+        stale = [n for n in names if not _same_file(os.path.join(fresh, n), os.path.join(args.dir, n))]
+    if stale:
+        print(f"differ from what {args.dir} holds: {', '.join(stale)} (--write rewrites them)")
+        return 1
+    print(f"the {len(names)} files in {args.dir} match (nothing written)")
     return 0

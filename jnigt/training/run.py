@@ -22,6 +22,8 @@ from jnigt.distributed import is_writer
 from jnigt.training import divergence
 from jnigt.training.config import TrainConfig
 from jnigt.training.loop import Trainer
+from jnigt.training.precompile import precompile
+from jnigt.training.progress import RunProgress
 from jnigt.training.state import TrainState
 
 METRICS_FILE = "metrics.jsonl"
@@ -226,6 +228,12 @@ def _cached_trainer(config: TrainConfig, num_devices: int | None, use_pmap: bool
     return Trainer(config, num_devices=num_devices, use_pmap=use_pmap)
 
 
+def trainer_for(config: TrainConfig, num_devices: int | None = None, use_pmap: bool = False) -> Trainer:
+    """The process's Trainer of ``config`` (end_time only stops the host loop, so runs that differ in it
+    share one Trainer and its compiled programs)."""
+    return _cached_trainer(dataclasses.replace(config, end_time=None), num_devices, use_pmap)
+
+
 def train(
     config: TrainConfig,
     out_dir: str | None = None,
@@ -251,7 +259,7 @@ def train(
         out_dir = _prepare_out_dir(out_dir)  # before any compilation: a bad path fails fast
         if resume:
             check_out_dir(config, out_dir)
-    trainer = _cached_trainer(config, num_devices, use_pmap)
+    trainer = trainer_for(config, num_devices, use_pmap)
     state = trainer.init(config.seed)
     rows: list[dict] = []
     manager = writer = None
@@ -279,24 +287,19 @@ def train(
                 writer = SummaryWriter(os.path.join(out_dir, "tb"), purge_step=int(state.round) + 1)
 
     monitor = divergence.Monitor(config, state.params, int(state.round))
-    if int(state.round) == 0 and not rows:
+    total_chunks = config.rounds // config.eval_every
+    done_chunks = int(state.round) // config.eval_every
+    fresh = int(state.round) == 0 and not rows
+    if progress and done_chunks < total_chunks:  # compile first, so that the bar times training only
+        precompile([(f"{config.method}+{config.optimizer}", trainer, state)], evaluate=fresh)
+    if fresh:
         # the starting point, so that curves begin at time 0 with the initial policy's return
         rows = [{"round": 0, "time": 0.0, "env_steps": 0, "eval_return": float(trainer.evaluate(state))}]
         if out_dir is not None and is_writer():
             write_rows(os.path.join(out_dir, METRICS_FILE), rows, "w")
         monitor.check_rows(rows)
 
-    total_chunks = config.rounds // config.eval_every
-    done_chunks = int(state.round) // config.eval_every
-    bar = None
-    if progress and is_writer():
-        from tqdm import tqdm
-
-        desc = f"{config.method}+{config.optimizer}"
-        if config.end_time is None:
-            bar = tqdm(total=total_chunks, initial=done_chunks, unit="chunk", desc=desc)
-        else:  # runs to a simulated time: the bar counts simulated seconds
-            bar = tqdm(total=config.end_time, initial=min(float(state.time), config.end_time), desc=desc)
+    bar = RunProgress(config, int(state.round), float(state.time)) if progress and is_writer() else None
     chunks_run = 0
     warned_agents: set[int] = set()
     skipped: set[str] = set()  # metrics not written to TensorBoard because non-finite
@@ -322,9 +325,7 @@ def train(
             manager.save(int(state.round), args=ocp.args.StandardSave(state))
             manager.wait_until_finished()
         if bar is not None:
-            last = new_rows[-1]
-            bar.set_postfix(time=f"{last['time']:.4g}", eval_return=f"{last['eval_return']:.4g}")
-            bar.update(1 if config.end_time is None else min(last["time"], config.end_time) - bar.n)
+            bar.update(new_rows[-1]["round"], new_rows[-1]["time"], new_rows[-1]["eval_return"])
         if on_chunk is not None:
             on_chunk(state, new_rows)
         _check_agents(config, state, warned_agents)
