@@ -98,6 +98,7 @@ def _constant_runs(method: str, curve, seeds=(1000, 1001, 1002)) -> GridRuns:
         grads_used=zeros,
         comms=zeros,
         capped=np.zeros(k, bool),
+        diverged=np.zeros(k, bool),
     )
 
 

@@ -186,21 +186,30 @@ def test_study_panels_move_humanoid_to_full_and_charge_b_per_gradient_too():
     assert d.momenta == study.PAPER_MOMENTA and d.pool_seeds >= 20
 
 
-def test_tiny_pilot_writes_its_decisions_once(tmp_path):
-    panel = panels.panels_for("tiny")["main_a"]
-    got = study.pilot(
-        [panel],
-        study.PILOT_DESIGNS["tiny"],
-        str(tmp_path),
-        2,
-        log=lambda *a: None,
-        fast_compile=True,
-        study_design=study.DESIGNS["tiny"],
-    )[panel.name]
-    assert {"threshold", "rule", "t_end", "rounds", "chosen", "medians", "max_initial_return"} <= set(got)
-    assert len(got["times"]) == study.PILOT_DESIGNS["tiny"].grid_points
-    assert got["rounds"] is None or 1 <= got["rounds"] <= 2 * panel.rounds
-    path = tmp_path / panel.name / "pilot.json"
-    ns = path.stat().st_mtime_ns
-    again = study.pilot([panel], study.PILOT_DESIGNS["tiny"], str(tmp_path), 2, log=lambda *a: None)
-    assert again[panel.name] == json.loads(path.read_text()) and path.stat().st_mtime_ns == ns
+def test_tiny_convergence_study_runs_end_to_end_from_the_command_line_and_resumes(tmp_path, capsys):
+    """`jnigt reproduce --study convergence --size tiny`: the pilot decides, the study runs or reports the
+    panel too short; a rerun reads every finished file back and writes the same results.md."""
+    from jnigt import cli
+
+    out = str(tmp_path / "conv")
+    argv = ["reproduce", "--study", "convergence", "--size", "tiny", "--panels", "main_a", "--out", out]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    pilot = json.loads((tmp_path / "conv" / "pilot" / "main_a" / "pilot.json").read_text())
+    assert {"threshold", "rule", "t_end", "rounds", "chosen", "medians", "max_initial_return"} <= set(pilot)
+    assert len(pilot["times"]) == study.PILOT_DESIGNS["tiny"].grid_points
+    results = (tmp_path / "conv" / "results.md").read_text()
+    assert "main_a" in results
+    if pilot["rounds"] is None:
+        assert "too short to decide" in results
+    else:
+        assert (tmp_path / "conv" / "main_a" / "summary.csv").exists()
+    stamps = {
+        f: f.stat().st_mtime_ns for f in (tmp_path / "conv").rglob("*") if f.suffix in (".npz", ".json")
+    }
+    assert cli.main([*argv, "--no-progress"]) == 0
+    assert {f: f.stat().st_mtime_ns for f in stamps} == stamps
+    assert (tmp_path / "conv" / "results.md").read_text() == results
+    assert len((tmp_path / "conv" / "machines.jsonl").read_text().splitlines()) == 2
+    capsys.readouterr()
+    assert cli.main(["reproduce", "--study", "bogus", "--size", "tiny"]) == 2
+    assert "--study: must be one of equal-time, pilot, convergence" in capsys.readouterr().err

@@ -106,6 +106,9 @@ class ReproduceArgs(CommonArgs):
     panels: tuple[str, ...] = ()
     """panel names (default: all of the size)"""
     out: str = "runs/paper"
+    study: str = "equal-time"
+    """equal-time (the reproduction's panels) | pilot | convergence (the pilot, then the convergence study
+    of docs/algorithms.md#convergence-study; killed, the same command resumes where it stopped)"""
 
 
 @dataclasses.dataclass
@@ -227,8 +230,58 @@ def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, 
     return results
 
 
+STUDIES = ("equal-time", "pilot", "convergence")
+
+
+def convergence(
+    size: str, names=(), out: str = "runs/convergence", phase: str = "convergence", log=print
+) -> dict:
+    """The convergence study at ``size`` (:mod:`jnigt.experiments.study`): the pilot into ``<out>/pilot``
+    (its decisions in ``<out>/pilot/<panel>/pilot.json``), then, for ``phase="convergence"``, stages 1-2
+    and the statistics of every panel into ``<out>/<panel>/`` and ``<out>/results.md``. Finished stages
+    are read back, never recomputed. Returns the pilot's decisions, or the study's results."""
+    from jnigt.experiments import study
+
+    table = study.study_panels(size)
+    names = tuple(names) or tuple(table)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        left = {k: v for k, v in study.LEFT_OUT.get(size, {}).items() if k in unknown}
+        why = "; ".join(f"{k}: {v}" for k, v in left.items())
+        raise ValueError(
+            f"panels: unknown {unknown}{' (' + why + ')' if why else ''}; valid panels: {', '.join(table)}"
+        )
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "machines.jsonl"), "a") as f:  # one line per invocation (a resume may move)
+        f.write(json.dumps(dict(started=time.strftime("%Y-%m-%dT%H:%M:%S"), **reproducible.machine())) + "\n")
+    chosen = [table[n] for n in names]
+    tiny = size == "tiny"
+    plans = study.pilot(
+        chosen,
+        study.PILOT_DESIGNS[size],
+        os.path.join(out, "pilot"),
+        study.PILOT_FACTOR,
+        log=log,
+        fast_compile=tiny,
+        study_design=study.DESIGNS[size],
+    )
+    if phase == "pilot":
+        return plans
+    return study.study(chosen, study.DESIGNS[size], out, plans, log=log, fast_compile=tiny)
+
+
 def reproduce_command(args: ReproduceArgs) -> int:
-    """``jnigt reproduce``: the paper's panels at ``--size``."""
+    """``jnigt reproduce``: the paper's panels at ``--size`` (``--study``: which study)."""
+    if args.study not in STUDIES:
+        raise ValueError(f"--study: must be one of {', '.join(STUDIES)} (got {args.study!r})")
+    if args.size not in panels.SIZES:
+        raise ValueError(f"--size: must be one of {', '.join(panels.SIZES)} (got {args.size!r})")
+    if args.study != "equal-time":
+        where = _start(args)
+        print(f"reproduce: {args.study} study, size={args.size} out={args.out} cache={where}", flush=True)
+        convergence(args.size, args.panels, args.out, args.study, log=lambda *a: print(*a, flush=True))
+        print(f"files in {args.out}")
+        return 0
     where = _start(args)
     print(f"reproduce: size={args.size} out={args.out} cache={where}")
     print(panels.panel_table(args.size))
