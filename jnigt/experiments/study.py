@@ -426,6 +426,7 @@ PILOT_DESIGNS = {
         tune_seeds=min(2, d.tune_seeds),
         max_extensions=1,
         grid_points=41 if size != "tiny" else d.grid_points,
+        runs_per_call=len(PILOT_ALPHAS[size]) * min(2, d.tune_seeds),  # one call: every point's seeds
     )
     for size, d in DESIGNS.items()
 }
