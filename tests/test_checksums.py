@@ -20,6 +20,7 @@ import jax
 import numpy as np
 import pytest
 from test_charge import Lifetime
+from test_training import LQR as TRAINING_LQR
 
 from jnigt.experiments.sweep import RECORDS, EqualTimeRunner, time_grid
 from jnigt.training import TrainConfig, Trainer
@@ -27,22 +28,7 @@ from jnigt.training import TrainConfig, Trainer
 PINS = pathlib.Path(__file__).with_name("checksums.json")
 UPDATE = os.environ.get("JNIGT_UPDATE_CHECKSUMS") == "1"
 
-LQR = dict(
-    env="lqr",
-    backend=None,
-    policy="linear",
-    num_agents=4,
-    horizon=6,
-    discount=0.9,
-    batch_size=8,
-    eval_episodes=2,
-    learning_rate=0.1,
-    momentum=0.3,
-    step_model="sqrt",
-    comm_model="sqrt",
-    rounds=4,
-    eval_every=2,
-)
+LQR = dict(TRAINING_LQR, comm_model="sqrt", rounds=4, eval_every=2)
 TAKEN = dict(LQR, horizon=8, step_model=(1.0, 2.0, 1.0, 3.0), comm_model=0.5, charge="taken")
 
 RUNS = {
