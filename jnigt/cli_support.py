@@ -41,7 +41,7 @@ NOISY_WARNINGS = (
 #: loggers whose messages only repeat what jnigt reports itself (shown with --verbose)
 NOISY_LOGGERS = ("absl",)
 #: the optional dependencies: top-level module -> the pip command that installs it
-EXTRAS = {"ray": 'pip install "jnigt[ray]"'}
+EXTRAS = {"ray": 'pip install "jnigt[ray]"', "mujoco_playground": 'pip install "jnigt[playground]"'}
 
 
 def quiet_dependency_noise(verbose: bool = False) -> None:
