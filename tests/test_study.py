@@ -33,6 +33,10 @@ def test_settled_and_run_length_on_constructed_curves():
     assert study.run_length(t, {"a": rising}, threshold=6.0)["t_end"] is None  # never crosses
     assert study.run_length(t, {"a": t}, threshold=3.0)["t_end"] is None  # crosses, never settles
     assert not study.settled([0.0, np.nan, 1.0])
+    noise = np.random.default_rng(0).normal(0, 2.0, 41)
+    flat_tail = np.concatenate([np.linspace(0, 50, 21), np.full(20, 50.0)]) + noise
+    assert study.settled(flat_tail)  # evaluation noise on a flat tail is not change
+    assert not study.settled(np.linspace(0, 50, 41) + noise)  # a steady climb is
 
 
 def test_threshold_rule_keeps_the_stated_value_or_takes_the_midpoint_once():

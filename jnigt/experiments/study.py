@@ -269,21 +269,29 @@ def run_panel_study(
 
 
 # ------------------------------------------------------------------------------- the pilot's rules
-#: A median curve has settled by grid time t_J when, over the last ``SETTLE_WINDOW`` of [0, t_J], it
-#: moves by less than ``SETTLE_TOLERANCE`` of its range over [0, t_J].
+#: A median curve has settled by grid time t_J when, over the last ``SETTLE_WINDOW`` of [0, t_J], its
+#: least-squares line changes by less than ``SETTLE_TOLERANCE`` of the curve's range over [0, t_J]. The
+#: fitted change, not max - min, so that evaluation noise on a flat tail does not count as change (the
+#: max - min form never let a 2-seed median of 16-episode evaluations settle in the first pilot panels).
 SETTLE_WINDOW = 0.2
 SETTLE_TOLERANCE = 0.05
 
 
 def settled(median) -> bool:
-    """Whether a median curve (on an equally spaced grid from 0) changes by less than
-    ``SETTLE_TOLERANCE`` of its range over its last ``SETTLE_WINDOW`` of grid points."""
+    """Whether a median curve (on an equally spaced grid from 0) has settled (see :data:`SETTLE_WINDOW`):
+    the least-squares line through its last ``SETTLE_WINDOW`` of grid points changes, across them, by
+    less than ``SETTLE_TOLERANCE`` of the curve's range."""
     y = np.asarray(median, float)
     if y.size < 2 or not np.all(np.isfinite(y)):
         return False
     span = np.max(y) - np.min(y)
+    if span == 0:
+        return True
     tail = y[int(np.floor((1 - SETTLE_WINDOW) * (y.size - 1))) :]
-    return bool(np.max(tail) - np.min(tail) < SETTLE_TOLERANCE * span) if span > 0 else True
+    if tail.size < 2:
+        return False
+    slope = np.polyfit(np.arange(tail.size), tail, 1)[0]
+    return bool(abs(slope) * (tail.size - 1) < SETTLE_TOLERANCE * span)
 
 
 def run_length(times, medians: dict[str, np.ndarray], threshold: float) -> dict:
