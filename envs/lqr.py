@@ -36,6 +36,21 @@ def _as_matrix(x, name, shape=None):
     return arr
 
 
+def _transition(state: State, s, a, A, B, Q, R, noise_std) -> State:
+    """One step of s' = A s + B a + noise_std * N(0, I), reward -(s'Qs + a'Ra): the step of LQR and of
+    each agent's system in HeterogeneousLQR."""
+    rng, k = jax.random.split(state.info["rng"])
+    reward = -(s @ Q @ s + a @ R @ a)
+    s_next = A @ s + B @ a + noise_std * jax.random.normal(k, s.shape, jnp.float32)
+    return state.replace(
+        pipeline_state=s_next,
+        obs=s_next,
+        reward=reward,
+        done=jnp.zeros((), jnp.float32),
+        info={**state.info, "rng": rng},
+    )
+
+
 class LQR(Env):
     """Discrete-time stochastic LQR (state dim n, action dim m). Observation = state."""
 
@@ -85,16 +100,7 @@ class LQR(Env):
         a = jnp.asarray(action, jnp.float32).reshape((self._m,))
         A, B = jnp.asarray(self.A, jnp.float32), jnp.asarray(self.B, jnp.float32)
         Q, R = jnp.asarray(self.Q, jnp.float32), jnp.asarray(self.R, jnp.float32)
-        rng, k = jax.random.split(state.info["rng"])
-        reward = -(s @ Q @ s + a @ R @ a)
-        s_next = A @ s + B @ a + self.noise_std * jax.random.normal(k, (self._n,), jnp.float32)
-        return state.replace(
-            pipeline_state=s_next,
-            obs=s_next,
-            reward=reward,
-            done=jnp.zeros((), jnp.float32),
-            info={**state.info, "rng": rng},
-        )
+        return _transition(state, s, a, A, B, Q, R, self.noise_std)
 
     @property
     def observation_size(self) -> int:
@@ -300,17 +306,7 @@ class HeterogeneousLQR(Env):
         a = jnp.asarray(action, jnp.float32).reshape((self._m,))
         A, B = self._gather("A", agent_id), self._gather("B", agent_id)
         Q, R = self._gather("Q", agent_id), self._gather("R", agent_id)
-        rng, k = jax.random.split(state.info["rng"])
-        reward = -(s @ Q @ s + a @ R @ a)
-        noise = self._gather("noise_std", agent_id) * jax.random.normal(k, (self._n,), jnp.float32)
-        s_next = A @ s + B @ a + noise
-        return state.replace(
-            pipeline_state=s_next,
-            obs=s_next,
-            reward=reward,
-            done=jnp.zeros((), jnp.float32),
-            info={**state.info, "rng": rng},
-        )
+        return _transition(state, s, a, A, B, Q, R, self._gather("noise_std", agent_id))
 
     @property
     def observation_size(self) -> int:
