@@ -509,6 +509,18 @@ def pilot(
     return out
 
 
+def panel_setup(panel: Panel, design: StudyDesign, plan: dict, fast_compile: bool = False):
+    """The study's ``(panel, make_runner, times)`` for ``panel`` at the run length its pilot fixed
+    (``plan``: its pilot.json): the design's evaluation and grid, ``rounds`` reference rounds."""
+    from jnigt.experiments import compare
+    from jnigt.experiments.sweep import time_grid
+
+    p = dataclasses.replace(panel_for_study(panel, design), rounds=int(plan["rounds"]))
+    make_runner = _runner_factory(p, design, fast_compile)
+    times = time_grid(compare.end_time(make_runner(p.reference).trainer, p.rounds), design.grid_points)
+    return p, make_runner, times
+
+
 def study(
     panels: Sequence[Panel],
     design: StudyDesign,
@@ -521,9 +533,6 @@ def study(
     pilot.json), then the statistics of each panel (:func:`analyze`) and ``<out_dir>/results.md`` over
     the panels given. A panel whose pilot found no run length is skipped as "too short to decide".
     Returns per panel ``dict(panel, threshold, times, report, result)`` or ``dict(skipped)``."""
-    from jnigt.experiments import compare
-    from jnigt.experiments.sweep import time_grid
-
     out = {}
     for p in panels:
         plan = plans[p.name]
@@ -531,9 +540,7 @@ def study(
             out[p.name] = dict(skipped=f"too short to decide: {plan.get('rule')}; pilot t_end None")
             log(f"  {p.name}: {out[p.name]['skipped']}")
             continue
-        p = dataclasses.replace(panel_for_study(p, design), rounds=int(plan["rounds"]))
-        make_runner = _runner_factory(p, design, fast_compile)
-        times = time_grid(compare.end_time(make_runner(p.reference).trainer, p.rounds), design.grid_points)
+        p, make_runner, times = panel_setup(p, design, plan, fast_compile)
         report = run_panel_study(p, design, out_dir, make_runner, times, log)
         from jnigt.experiments.results import CLAIMS
 
