@@ -87,48 +87,60 @@ def malenia_max_per_agent(
     cost = np.asarray(timing.step_time, np.float32)
     if timing.time_unit == "step":
         cost = cost * np.float32(horizon)
-    d64 = cost.astype(np.float64)
-
-    def arrival(j):  # f32(c_i * j) as arrival_times computes it, as float64; j = 0 -> 0
-        return (cost * np.asarray(j, np.float64).astype(np.float32)).astype(np.float64)
-
-    def counts_at(t, strict=False):
-        """#{j >= 1 : A_ij <= t} (``< t`` if strict), exact despite the float32 rounding of A."""
-        q = np.floor(np.minimum(t / d64, 2.0**53))
-        le = (lambda a: a < t) if strict else (lambda a: a <= t)
-        for _ in range(3):  # the rounding of A moves the count by at most one or two
-            q = np.where(le(arrival(q + 1)), q + 1, q)
-            q = np.where((q > 0) & ~le(arrival(q)), q - 1, q)
-        return q
-
-    def ready(c):
-        inv = float(np.sum(1.0 / np.maximum(c, 1.0)))
-        return bool(rules.malenia_ready(inv, float(c.min()), n, m))
-
-    per = -(-m // n)  # every agent with ceil(M/n) arrivals: the harmonic mean is >= M/n
-    hi = float(np.max(arrival(np.full(n, per))))
-    lo = 0.0
-    close = None
-    for _ in range(4096):
-        nxt = float(np.min(arrival(counts_at(lo) + 1)))  # the first arrival after lo
-        if nxt >= hi or ready(counts_at(nxt)):
-            close = min(nxt, hi)
-            break
-        lo = nxt
-        mid = 0.5 * (lo + hi)
-        if ready(counts_at(mid)):
-            hi = mid
-        else:
-            lo = mid
-    if close is None:  # pragma: no cover - the loop shrinks (lo, hi] to one arrival long before
-        raise RuntimeError("malenia_max_per_agent: the close-time search did not converge.")
-    before = counts_at(close, strict=True)
-    at = counts_at(close)
+    close = _close_time(cost, m)
+    before, at = _counts_at(cost, close, strict=True), _counts_at(cost, close)
     estimate = int(at.sum())
     if estimate > cap:
         raise _plan_too_large(m, n, estimate, cap)
-    # Tie-break: the agents arriving exactly at the close count in index order; the first prefix that
-    # satisfies the rule closes the round.
+    return _tie_break(before, at, m).astype(np.int64)
+
+
+def _arrival(cost, j):
+    """``A_ij = f32(c_i * j)`` as ``arrival_times`` computes it, as float64; ``j = 0`` gives 0."""
+    return (cost * np.asarray(j, np.float64).astype(np.float32)).astype(np.float64)
+
+
+def _counts_at(cost, t, strict=False):
+    """``M_i(t) = #{j >= 1 : A_ij <= t}`` (``< t`` if strict), exact despite the float32 rounding of A."""
+    q = np.floor(np.minimum(t / cost.astype(np.float64), 2.0**53))
+    le = (lambda a: a < t) if strict else (lambda a: a <= t)
+    for _ in range(3):  # the rounding of A moves the count by at most one or two
+        q = np.where(le(_arrival(cost, q + 1)), q + 1, q)
+        q = np.where((q > 0) & ~le(_arrival(cost, q)), q - 1, q)
+    return q
+
+
+def _ready(counts, m: int) -> bool:
+    """Malenia's rule (:func:`jnigt.rules.malenia_ready`) on the counts ``[n]``."""
+    inv = float(np.sum(1.0 / np.maximum(counts, 1.0)))
+    return bool(rules.malenia_ready(inv, float(counts.min()), counts.size, m))
+
+
+def _close_time(cost, m: int) -> float:
+    """The first arrival time at which Malenia's rule holds: bisection on ``(lo, hi]``, jumping to the next
+    arrival after ``lo`` at every step; ``hi`` starts where every agent has ``ceil(M/n)`` arrivals (then the
+    harmonic mean is ``>= M/n``)."""
+    n = cost.size
+    hi = float(np.max(_arrival(cost, np.full(n, -(-m // n)))))
+    lo = 0.0
+    for _ in range(4096):
+        nxt = float(np.min(_arrival(cost, _counts_at(cost, lo) + 1)))  # the first arrival after lo
+        if nxt >= hi or _ready(_counts_at(cost, nxt), m):
+            return min(nxt, hi)
+        lo = nxt
+        mid = 0.5 * (lo + hi)
+        if _ready(_counts_at(cost, mid), m):
+            hi = mid
+        else:
+            lo = mid
+    # Unreachable: the loop shrinks (lo, hi] to one arrival long before.
+    raise RuntimeError("malenia_max_per_agent: the close-time search did not converge.")  # pragma: no cover
+
+
+def _tie_break(before, at, m: int):
+    """The counts at the close: the agents arriving exactly at it (``at > before``) count in index order, and
+    the first prefix of them that satisfies the rule closes the round."""
+    n = before.size
     tied = np.flatnonzero(at > before)
     inv = np.sum(1.0 / np.maximum(before, 1.0)) + np.cumsum(
         1.0 / at[tied] - 1.0 / np.maximum(before[tied], 1.0)
@@ -138,4 +150,4 @@ def malenia_max_per_agent(
     last = ok[0] if ok.size else tied.size - 1
     counts = before.copy()
     counts[tied[: last + 1]] = at[tied[: last + 1]]
-    return counts.astype(np.int64)
+    return counts
