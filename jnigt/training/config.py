@@ -12,6 +12,7 @@ import numpy as np
 
 from jnigt import validate
 from jnigt.gradients.obs_norm import OBS_NORMS
+from jnigt.timing import check_charge
 from jnigt.training.build import CHARGES, MEAN_INITS, OPTIMIZERS, POLICIES, TIME_UNITS
 from jnigt.training.divergence import ON_DIVERGENCE
 from jnigt.training.methods import METHODS
@@ -197,13 +198,7 @@ class TrainConfig:
                 msg = msg[len(name) :].lstrip() if msg.startswith(name + " ") else msg
                 raise type(e)(f"{name}: {msg}") from None
             object.__setattr__(self, name, value)
-        if self.charge == "taken" and self.time_unit != "step":
-            _bad(
-                self,
-                "charge",
-                f"'taken' (a trajectory costs the steps it took) needs time_unit='step', not {self.time_unit!r} "
-                "(h_i per trajectory); use charge='horizon'",
-            )
+        check_charge(self.charge, self.time_unit)
         if self.rounds % self.eval_every:
             _bad(
                 self,

@@ -36,6 +36,7 @@ from jnigt import timing as timing_lib
 from jnigt.distributed import AXIS, map_over_agents
 from jnigt.gradients import gpomdp
 from jnigt.training.methods._common import Context, grad_norm, step_metrics
+from jnigt.training.slots import slots_from_counts
 from jnigt.training.state import TrainState
 
 
@@ -56,7 +57,7 @@ def pooled_layout(slots: int):
 
     def layout(counts, key, dev):
         d = jax.lax.axis_size(AXIS)
-        ids, valid = timing_lib.slots_from_counts(counts, slots * d)
+        ids, valid = slots_from_counts(counts, slots * d)
         keys = slot_keys(key, ids, ids, counts)
         take = lambda x: jax.lax.dynamic_slice_in_dim(x, dev * slots, slots)
         return take(ids), jnp.arange(slots), take(valid), take(keys)
@@ -70,7 +71,7 @@ def per_agent_layout(slots: int, local_agents: int):
 
     def layout(counts, key, dev):
         local = jax.lax.dynamic_slice_in_dim(counts, dev * local_agents, local_agents)
-        seg, valid = timing_lib.slots_from_counts(local, slots)
+        seg, valid = slots_from_counts(local, slots)
         ids = seg + dev * local_agents
         return ids, seg, valid, slot_keys(key, ids, seg, local)
 
