@@ -221,7 +221,6 @@ def _wrapper(
         )
 
     def update_fn(updates, state, params=None, *, counts=None, **extra_args):
-        _checks.not_inside_apply_if_finite(name)
         _checks.state(state, AggregatorState, name)
         n = _checks.contributions(updates, counts, num_agents)
         reference = state.acc
