@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
+from jnigt import validate
+
 AXIS = "agents"
 
 
@@ -22,8 +24,7 @@ def make_agent_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
     available = jax.device_count()
     if num_devices is None:
         num_devices = available
-    if isinstance(num_devices, bool) or not isinstance(num_devices, int) or num_devices < 1:
-        raise ValueError(f"num_devices must be a positive int, got {num_devices!r}")
+    num_devices = validate.integer("num_devices", num_devices)
     if num_devices > available:
         raise ValueError(
             f"num_devices={num_devices} but only {available} devices are visible "
