@@ -30,14 +30,15 @@ def optional_integer(name: str, value, minimum: int = 1) -> int | None:
 
 def integers(name: str, value, minimum: int = 1) -> tuple[int, ...]:
     """A list, tuple or 1-D array (empty allowed) of ints ``>= minimum``, returned as a tuple of ints."""
+    shown = value.tolist() if isinstance(value, np.ndarray) else value  # a one-line message
     if not isinstance(value, (list, tuple, np.ndarray)) or isinstance(value, np.ndarray) and value.ndim != 1:
         raise TypeError(
-            f"{name} must be a sequence of ints >= {minimum}, got {value!r} ({type(value).__name__})"
+            f"{name} must be a sequence of ints >= {minimum}, got {shown!r} ({type(value).__name__})"
         )
     try:
         return tuple(integer(name, v, minimum) for v in value)
     except (TypeError, ValueError) as e:
-        raise type(e)(f"{name} must be a sequence of ints >= {minimum}, got {value!r}") from None
+        raise type(e)(f"{name} must be a sequence of ints >= {minimum}, got {shown!r}") from None
 
 
 def real(
