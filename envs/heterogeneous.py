@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env, State, Wrapper
 
+from jnigt import validate
+
 
 def _agent_info(state: State, agent_id: jax.Array) -> State:
     return state.replace(info={**state.info, "agent_id": jnp.asarray(agent_id, jnp.int32)})
@@ -35,10 +37,7 @@ class MirroredObservation(Wrapper):
         if not isinstance(env, Env):
             raise TypeError(f"env must be a brax Env, got {type(env).__name__}")
         super().__init__(env)
-        inner = env.observation_size
-        if isinstance(inner, bool) or not isinstance(inner, int):
-            raise ValueError(f"env.observation_size must be an int (flat observations), got {inner!r}")
-        self._inner_obs_size = inner
+        self._inner_obs_size = validate.integer("env.observation_size", env.observation_size)
 
     def _observe(self, obs: jax.Array, agent_id: jax.Array) -> jax.Array:
         sign = 1.0 - 2.0 * jnp.mod(agent_id, 2).astype(obs.dtype)
@@ -166,10 +165,8 @@ def random_physics(
     env: Env, num_agents: int, key: jax.Array, spread: float = 0.2, keys=("mass", "friction", "gear")
 ) -> PerAgentPhysics:
     """PerAgentPhysics with factors ~ Uniform[1 - spread, 1 + spread] per agent for each key in ``keys``."""
-    if isinstance(num_agents, bool) or not isinstance(num_agents, int) or num_agents <= 0:
-        raise ValueError(f"num_agents must be a positive int, got {num_agents!r}")
-    if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not 0 <= spread < 1:
-        raise ValueError(f"spread must be a number in [0, 1), got {spread!r}")
+    num_agents = validate.integer("num_agents", num_agents)
+    spread = validate.real("spread", spread, low=0.0, high=1.0, high_open=True)
     for k in keys:
         if k not in _SCALE_PATHS:
             raise ValueError(f"keys has unknown entry {k!r}; valid keys: {SCALE_KEYS}")

@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env, State
 
+from jnigt import validate
+
 _DEFAULT_A = ((0.9, 0.2), (0.0, 0.9))
 _DEFAULT_B = ((0.0,), (0.5,))
 
@@ -74,9 +76,8 @@ class LQR(Env):
         m = B.shape[1]
         Q = np.eye(n) if Q is None else _as_matrix(Q, "Q", (n, n))
         R = 0.1 * np.eye(m) if R is None else _as_matrix(R, "R", (m, m))
-        for name, v in (("noise_std", noise_std), ("init_std", init_std)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+        noise_std = validate.real("noise_std", noise_std, low=0.0)
+        init_std = validate.real("init_std", init_std, low=0.0)
         s0 = np.zeros(n) if s0_mean is None else np.asarray(s0_mean, dtype=np.float64)
         if s0.shape != (n,):
             raise ValueError(f"s0_mean must have shape ({n},), got {s0.shape}")
@@ -120,9 +121,8 @@ class LQR(Env):
 
         P = Q + g A^T P A - g^2 A^T P B (R + g B^T P B)^{-1} B^T P A,   K = g (R + g B^T P B)^{-1} B^T P A.
         """
-        if isinstance(discount, bool) or not isinstance(discount, (int, float)) or not 0 <= discount <= 1:
-            raise ValueError(f"discount must be a number in [0, 1], got {discount!r}")
-        A, B, Q, R, g = self.A, self.B, self.Q, self.R, float(discount)
+        g = validate.probability("discount", discount)
+        A, B, Q, R = self.A, self.B, self.Q, self.R
         P = Q.copy()
         for _ in range(max_iter):
             K = g * np.linalg.solve(R + g * B.T @ P @ B, B.T @ P @ A)
@@ -141,7 +141,7 @@ class LQR(Env):
         """J_H(W, b, std) = E[sum_{t<H} gamma^t r_t] under u ~ N(W s + b, diag(std^2)), a = u (jnp, differentiable).
 
         ``dtype``: of the system's arrays (float64 under ``jax.enable_x64`` for a reference optimum)."""
-        _check_horizon(horizon)
+        validate.integer("horizon", horizon)
         return _objective(self.system(dtype), W, b, std, horizon, discount, dtype)
 
     def exact_objective_and_grad(self, W, b, std, horizon: int, discount: float):
@@ -156,11 +156,6 @@ class LQR(Env):
         _check_linear_policy(policy)
         f = lambda p: self.exact_objective(*linear_policy_to_wbs(policy, p), horizon, discount)
         return jax.value_and_grad(f)(params)
-
-
-def _check_horizon(horizon) -> None:
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon <= 0:
-        raise ValueError(f"horizon must be a positive int, got {horizon!r}")
 
 
 def _system_host(lqr: LQR) -> dict[str, np.ndarray]:
@@ -325,8 +320,7 @@ class HeterogeneousLQR(Env):
         """Weight of each system in the objective: agents i < num_agents (default p) with ``weights``
         (default uniform; nonnegative, normalised to sum 1) summed over the agents that run it. [p], float64."""
         n = self.num_systems if num_agents is None else num_agents
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"num_agents must be a positive int, got {num_agents!r}")
+        n = validate.integer("num_agents", n)
         w = np.ones(int(n)) if weights is None else np.asarray(weights, np.float64).reshape(-1)
         if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
             raise ValueError(f"weights must be {n} finite numbers >= 0, not all 0, got {weights!r}")
@@ -334,7 +328,7 @@ class HeterogeneousLQR(Env):
 
     def system_objectives(self, W, b, std, horizon: int, discount: float, dtype=jnp.float32) -> jax.Array:
         """[p]: J_H of every system under the same policy (W, b, std)."""
-        _check_horizon(horizon)
+        validate.integer("horizon", horizon)
         systems = {k: jnp.asarray(v, dtype) for k, v in self._host.items()}
         return jax.vmap(lambda sys: _objective(sys, W, b, std, horizon, discount, dtype))(systems)
 

@@ -38,6 +38,8 @@ from typing import Any
 import jax
 from brax.envs.base import Env, State
 
+from jnigt import validate
+
 PREFIX = "playground:"
 IMPLS = ("jax", "warp")
 DEFAULT_IMPL = "jax"
@@ -75,10 +77,9 @@ class PlaygroundEnv(Env):
             raise ValueError(
                 f"action_repeat: only 1 is supported (one jnigt step = one control step), got {repeat!r}"
             )
-        size = env.observation_size
-        if isinstance(size, bool) or not isinstance(size, int):
-            raise ValueError(f"{name or 'env'}: observations must be flat arrays (int size), got {size!r}")
-        self._obs_size = size
+        self._obs_size = validate.integer(
+            f"{name or 'env'}: observation_size (flat observations)", env.observation_size
+        )
         self._impl = env.mjx_model.impl.value
 
     def reset(self, rng: jax.Array) -> State:

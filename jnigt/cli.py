@@ -121,7 +121,7 @@ def _parse_methods(spec: str) -> list[tuple[str, str]]:
     return out
 
 
-def _honest(config: TrainConfig) -> TrainConfig:
+def _typed_values(config: TrainConfig) -> TrainConfig:
     """The command line's spellings as typed values: backend "none" -> None, "1,10" -> (1.0, 10.0)."""
     from jnigt.training.build import parse_times
 
@@ -143,7 +143,7 @@ def parse_train(argv: list[str]) -> tuple[TrainOptions, list[TrainConfig]]:
     """The options and the checked configs, one per run, of ``jnigt train ARGV``."""
     cmd = parse(TrainCommand, argv, "jnigt train")
     opts = TrainOptions(**dataclasses.asdict(cmd.options), **dataclasses.asdict(cmd.advanced))
-    base = _honest(cmd.config)
+    base = _typed_values(cmd.config)
     if opts.methods is not None or not _flag_given(argv, "--method"):
         runs = _parse_methods(opts.methods or DEFAULT_METHODS)
     else:

@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
+from jnigt import validate
+
 AXIS = "agents"
 
 
@@ -22,8 +24,7 @@ def make_agent_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
     available = jax.device_count()
     if num_devices is None:
         num_devices = available
-    if isinstance(num_devices, bool) or not isinstance(num_devices, int) or num_devices < 1:
-        raise ValueError(f"num_devices must be a positive int, got {num_devices!r}")
+    num_devices = validate.integer("num_devices", num_devices)
     if num_devices > available:
         raise ValueError(
             f"num_devices={num_devices} but only {available} devices are visible "
@@ -89,12 +90,13 @@ def replicate(tree, mesh: jax.sharding.Mesh):
     the same value: the state is built from the seed). PRNG keys keep their type."""
     sharding = jax.sharding.NamedSharding(mesh, P())
 
-    def put(x):
+    def replicate_leaf(x):
         if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+            key_data = replicate_leaf(jax.random.key_data(x))
+            return jax.random.wrap_key_data(key_data, impl=jax.random.key_impl(x))
         return jax.make_array_from_process_local_data(sharding, np.asarray(x))
 
-    return jax.tree.map(put, tree)
+    return jax.tree.map(replicate_leaf, tree)
 
 
 def map_over_agents(fn, mesh: jax.sharding.Mesh, in_specs, out_specs, use_pmap: bool = False):

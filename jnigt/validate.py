@@ -11,6 +11,8 @@ import math
 import numbers
 from collections.abc import Sequence
 
+import numpy as np
+
 
 def integer(name: str, value, minimum: int = 1) -> int:
     """An int ``>= minimum`` (Python or NumPy integer; not bool, not float)."""
@@ -24,6 +26,19 @@ def integer(name: str, value, minimum: int = 1) -> int:
 def optional_integer(name: str, value, minimum: int = 1) -> int | None:
     """None, or an int ``>= minimum``."""
     return None if value is None else integer(name, value, minimum)
+
+
+def integers(name: str, value, minimum: int = 1) -> tuple[int, ...]:
+    """A list, tuple or 1-D array (empty allowed) of ints ``>= minimum``, returned as a tuple of ints."""
+    shown = value.tolist() if isinstance(value, np.ndarray) else value  # a one-line message
+    if not isinstance(value, (list, tuple, np.ndarray)) or isinstance(value, np.ndarray) and value.ndim != 1:
+        raise TypeError(
+            f"{name} must be a sequence of ints >= {minimum}, got {shown!r} ({type(value).__name__})"
+        )
+    try:
+        return tuple(integer(name, v, minimum) for v in value)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{name} must be a sequence of ints >= {minimum}, got {shown!r}") from None
 
 
 def real(
@@ -53,10 +68,32 @@ def positive(name: str, value) -> float:
     return real(name, value, low=0.0, low_open=True)
 
 
+def optional_positive(name: str, value) -> float | None:
+    """None, or a finite real number ``> 0``."""
+    return None if value is None else positive(name, value)
+
+
+def probability(name: str, value) -> float:
+    """A real number in ``[0, 1]`` (a discount factor, a quantile)."""
+    return real(name, value, low=0.0, high=1.0)
+
+
+def flag(name: str, value) -> bool:
+    """A bool (Python or NumPy); not an int."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def text(name: str, value) -> str:
+    """A str (a name or a path)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {value!r} ({type(value).__name__})")
+    return value
+
+
 def sorted_times(name: str, value):
     """A non-empty 1-D array of per-agent times ``> 0`` (``inf`` allowed: a dead agent), sorted ascending."""
-    import numpy as np
-
     try:
         arr = np.asarray(value, dtype=float).reshape(-1)
     except (TypeError, ValueError):

@@ -214,7 +214,7 @@ def test_launcher_stops_on_failure():
             ["--num-processes", "2", "--", "--method", "bogus", "--out", out], out, timeout=120
         )
     assert code == 2, text
-    assert "unknown method" in text
+    assert "--method: must be one of rennala" in text
 
 
 # ---------------------------------------------------------------------------------- clear errors
@@ -227,7 +227,7 @@ def test_mesh_must_divide_agents():
 def test_more_devices_than_visible():
     with pytest.raises(ValueError, match=r"num_devices=9 but only 8 devices are visible"):
         Trainer(_config("rennala"), num_devices=9)
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="num_devices must be an int >= 1, got 0"):
         distributed.make_agent_mesh(0)
 
 

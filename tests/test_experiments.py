@@ -115,7 +115,7 @@ def test_paper_grid_and_bad_grids():
     assert len(g.hyper_points()) == 30 and g.report_seeds == 5
     with pytest.raises(ValueError, match="momenta"):
         tuning.TuningGrid((0.1,), (0.0,), (20,), 1, 1)
-    with pytest.raises(ValueError, match="tune_seeds"):
+    with pytest.raises(TypeError, match="tune_seeds must be an int >= 1, got True"):
         tuning.TuningGrid((0.1,), (0.1,), (20,), True, 1)
 
 

@@ -120,12 +120,23 @@ def test_apply_if_finite_composes_inside_the_aggregator():
     chex.assert_tree_all_finite(s.inner_state.inner_state)
 
 
-def test_apply_if_finite_outside_the_aggregator_says_where_it_goes():
-    opt = optax.apply_if_finite(jnigt.rennala(jnigt.nigt(0.1, 0.5), 2), 3)
+def test_optax_wrappers_outside_the_aggregator_fail_loudly():
+    # apply_if_finite, conditionally_transform and conditionally_mask fall back on the incoming updates
+    # (contributions, with the agent axis) where the aggregator returns params-shaped updates: lax.cond
+    # refuses the two branches at the first update, eagerly and under jit (README.md, errors table)
+    agg = jnigt.rennala(jnigt.nigt(0.1, 0.5), 2)
+    never = lambda step: step < 0
     p = jnp.zeros(2)
-    for update in (opt.update, jax.jit(opt.update)):
-        with pytest.raises(TypeError, match=r"apply_if_finite cannot wrap jnigt.rennala.*put it inside"):
-            update(jnp.ones((2, 2)), opt.init(p), p, counts=jnp.array([1, 1]))
+    for opt in (
+        optax.apply_if_finite(agg, 3),
+        optax.conditionally_transform(agg, never),
+        optax.conditionally_mask(agg, never),
+    ):
+        for update in (opt.update, jax.jit(opt.update)):
+            with pytest.raises(
+                TypeError, match=r"(?s)cond branches must have equal output types.*float32\[2\]"
+            ):
+                update(jnp.ones((2, 2)), opt.init(p), p, counts=jnp.array([1, 1]))
 
 
 def test_inject_hyperparams_inside_aggregators_under_scan():
@@ -400,7 +411,7 @@ def test_train_config_accepts_numpy_numbers_and_stores_python_ones():
         (dict(hidden_sizes=64), TypeError, "hidden_sizes"),
         (dict(malenia_patience=0), ValueError, "malenia_patience: must be an int >= 1"),
         (dict(malenia_drop_after=1.5), TypeError, "malenia_drop_after"),
-        (dict(policy="cnn"), ValueError, "policy: unknown policy; valid policies: mlp, linear"),
+        (dict(policy="cnn"), ValueError, "policy: must be one of mlp, linear"),
     ],
 )
 def test_train_config_bad_fields(kwargs, err, match):

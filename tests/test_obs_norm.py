@@ -161,7 +161,7 @@ def test_resume_restores_the_statistics_and_continues_bit_identically(tmp_path):
         (
             dict(obs_norm="running"),
             ValueError,
-            "obs_norm: unknown observation normalisation; valid values: off",
+            "obs_norm: must be one of off, initial",
         ),
         (dict(obs_norm=None), ValueError, "obs_norm"),
         (dict(obs_norm_episodes=0), ValueError, "obs_norm_episodes: must be an int >= 1"),

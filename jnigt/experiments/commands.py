@@ -184,7 +184,7 @@ def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, 
     """Run panels of ``size`` (default all). Writes <out>/panels.md (the table), <out>/summary.csv and
     <out>/theory_crosscheck.md (predicted against measured time per round of the panels run) and
     <out>/results.md (claims, returns, ratios and verdicts: :mod:`jnigt.experiments.results`). Returns
-    {name: result or reason}."""
+    {name: PanelResult}."""
     table = panels.panels_for(size)
     names = tuple(names) or tuple(table)
     unknown = [n for n in names if n not in table]
@@ -212,16 +212,16 @@ def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, 
         results[n] = res
         rows.extend(res.summary)
         compare.write_rows(os.path.join(out, "summary.csv"), rows, compare.SUMMARY_COLUMNS)
-    done = [r for r in results.values() if not isinstance(r, str)]
-    if done:
-        crosscheck.write_markdown([x for r in done for x in crosscheck.read(r.files["theory"])], out)
-        results_lib.write_results(out, [n for n in names if not isinstance(results[n], str)])
+    if results:
+        crosscheck.write_markdown(
+            [x for r in results.values() for x in crosscheck.read(r.files["theory"])], out
+        )
+        results_lib.write_results(out, list(results))
     with open(os.path.join(out, "walls.json"), "w") as f:
         json.dump(
             dict(
                 size=size,
                 wall_s=walls,
-                todo={k: v for k, v in results.items() if isinstance(v, str)},
                 machine=reproducible.machine(),
             ),
             f,

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jnigt import theory
+from jnigt import theory, validate
 from jnigt import timing as timing_lib
 
 __all__ = [
@@ -500,8 +500,7 @@ def gradient_variance(trainer, params, num_trajectories: int = 1024, seed: int =
 
     p = problem(trainer)
     c = trainer.config
-    if isinstance(num_trajectories, bool) or not isinstance(num_trajectories, int) or num_trajectories < 2:
-        raise ValueError(f"num_trajectories: must be an int >= 2 (got {num_trajectories!r})")
+    num_trajectories = validate.integer("num_trajectories", num_trajectories, 2)
     keys = jax.random.split(jax.random.key(seed), num_trajectories)
     agents = jnp.arange(num_trajectories) % c.num_agents
     theta = p.flatten(params)
@@ -528,8 +527,7 @@ def smoothness(trainer, theta_a, theta_b, points: int = 21, weights=None) -> dic
     p = problem(trainer, weights)
     a = np.asarray(theta_a, np.float64).reshape(-1)
     b = np.asarray(theta_b, np.float64).reshape(-1)
-    if isinstance(points, bool) or not isinstance(points, int) or points < 2:
-        raise ValueError(f"points: must be an int >= 2 (got {points!r})")
+    points = validate.integer("points", points, 2)
     with jax.enable_x64(True):
         f = lambda th: p.objective(th, jnp.float64)
         hess = jax.jit(jax.vmap(jax.hessian(f)))

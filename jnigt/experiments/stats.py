@@ -50,8 +50,6 @@ THRESHOLDS: dict[str, float] = {
 def threshold(env: str, horizon: int) -> float:
     """Fixed return threshold of ``env`` at ``horizon``: ``THRESHOLDS[env] * horizon``."""
     base = env[len("mirrored_") :] if env.startswith("mirrored_") else env
-    if base.startswith("physics_"):
-        base = base[len("physics_") :]
     if base not in THRESHOLDS:
         raise ValueError(f"env: no stated threshold for {env!r}; known: {', '.join(sorted(THRESHOLDS))}")
     return float(THRESHOLDS[base]) * int(horizon)

@@ -46,6 +46,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jnigt import validate
+
 #: Base of the evaluation keys: ``eval_key(seed, j) = fold_in(fold_in(key(EVAL_SEED), seed), j)``.
 EVAL_SEED = 7919
 RECORDS = ("eval_return", "rounds", "env_steps", "grads_used", "comms")
@@ -61,8 +63,7 @@ def eval_key(seed, index):
 
 def time_grid(t_end: float, points: int) -> np.ndarray:
     """``points`` equally spaced simulated times from 0 to ``t_end`` (float32, as the trainer's clock)."""
-    if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 2:
-        raise ValueError(f"points: must be an int >= 2 (got {points!r})")
+    points = validate.integer("points", points, 2)
     if not (t_end > 0 and math.isfinite(t_end)):
         raise ValueError(f"t_end: must be a positive finite time (got {t_end!r})")
     return np.linspace(0.0, float(t_end), int(points), dtype=np.float32)
@@ -273,9 +274,7 @@ class EqualTimeRunner:
         seeds = np.asarray(seeds, np.int32).reshape(-1)
         lrs = np.broadcast_to(np.asarray(learning_rates, np.float32), seeds.shape)
         moms = np.broadcast_to(np.asarray(momenta, np.float32), seeds.shape)
-        c = int(runs_per_call)
-        if c < 1:
-            raise ValueError(f"runs_per_call: must be an int >= 1 (got {runs_per_call!r})")
+        c = validate.integer("runs_per_call", runs_per_call)
         parts = []
         for s in range(0, seeds.size, c):
             idx = np.arange(s, min(s + c, seeds.size))

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from jnigt import validate
 from jnigt.experiments import stats
 
 #: Report seeds are ``REPORT_SEED_OFFSET + k``: disjoint from the tuning seeds ``0 .. tune_seeds-1``.
@@ -54,13 +55,8 @@ class TuningGrid:
         if any(not 0 < v <= 1 for v in self.momenta):
             raise ValueError(f"momenta: must be in (0, 1] (got {self.momenta!r})")
         for name in ("tune_seeds", "report_seeds"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: must be an int >= 1 (got {v!r})")
-        if any(
-            isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1 for m in self.batch_sizes
-        ):
-            raise ValueError(f"batch_sizes: must be ints >= 1 (got {self.batch_sizes!r})")
+            validate.integer(name, getattr(self, name))
+        validate.integers("batch_sizes", self.batch_sizes)
 
     def batches(self, method: str) -> tuple[int, ...]:
         """Batch sizes swept for ``method`` (one separate compile each); AFedPG: the first only."""

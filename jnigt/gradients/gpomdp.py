@@ -20,6 +20,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from jnigt import validate
+
 from .obs_norm import ObsStats, normalise
 from .policy import GaussianPolicy
 
@@ -78,12 +80,9 @@ def _check_static(policy, env, horizon, discount):
         raise TypeError(f"policy must be a GaussianPolicy, got {type(policy).__name__}")
     if not (hasattr(env, "step") and (hasattr(env, "reset") or hasattr(env, "reset_agent"))):
         raise TypeError(f"env must be a Brax-style env with reset/step, got {type(env).__name__}")
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon <= 0:
-        raise ValueError(f"horizon must be a positive int, got {horizon!r}")
-    if not isinstance(discount, jax.Array) and (
-        isinstance(discount, bool) or not isinstance(discount, (int, float)) or not 0.0 <= discount <= 1.0
-    ):
-        raise ValueError(f"discount must be a number in [0, 1], got {discount!r}")
+    validate.integer("horizon", horizon)
+    if not isinstance(discount, jax.Array):
+        validate.probability("discount", discount)
 
 
 def rollout(
@@ -174,8 +173,7 @@ def gpomdp_gradient(
     Jittable with policy, env, num_agents, horizon static.
     """
     _check_static(policy, env, horizon, discount)
-    if isinstance(num_agents, bool) or not isinstance(num_agents, int) or num_agents <= 0:
-        raise ValueError(f"num_agents must be a positive int, got {num_agents!r}")
+    validate.integer("num_agents", num_agents)
     agent_ids = jnp.asarray(agent_ids)
     if agent_ids.ndim != 1:
         raise ValueError(f"agent_ids must be 1-D [B], got shape {agent_ids.shape}")

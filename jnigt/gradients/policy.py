@@ -19,11 +19,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jnigt import validate
 
 Params = Any
 
@@ -105,38 +108,23 @@ class GaussianPolicy:
     mean_init: str = "lecun_normal"
 
     def __post_init__(self):
-        for name in ("obs_size", "action_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        try:
-            hs = tuple(self.hidden_sizes)
-        except TypeError:
-            raise ValueError(
-                f"hidden_sizes must be a sequence of positive ints, got {self.hidden_sizes!r}"
-            ) from None
-        if any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hs):
-            raise ValueError(f"hidden_sizes must be a sequence of positive ints, got {self.hidden_sizes!r}")
-        object.__setattr__(self, "hidden_sizes", hs)
-        if self.activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
-        if self.action_scale is not None:
-            if not isinstance(self.action_scale, (int, float)) or not self.action_scale > 0:
-                raise ValueError(f"action_scale must be a positive number or None, got {self.action_scale!r}")
-            object.__setattr__(self, "action_scale", float(self.action_scale))
-        if not isinstance(self.state_dependent_std, bool):
-            raise ValueError(f"state_dependent_std must be a bool, got {self.state_dependent_std!r}")
-        if not isinstance(self.min_std, (int, float)) or self.min_std < 0:
-            raise ValueError(f"min_std must be a number >= 0, got {self.min_std!r}")
-        if not isinstance(self.init_std, (int, float)) or not self.init_std > self.min_std:
-            raise ValueError(f"init_std must be a number > min_std, got {self.init_std!r}")
-        if self.fixed_std is not None:
-            v = self.fixed_std
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < math.inf):
-                raise ValueError(f"fixed_std must be a finite number > 0 or None, got {v!r}")
-            object.__setattr__(self, "fixed_std", float(v))
-        if self.mean_init not in MEAN_INITS:
-            raise ValueError(f"mean_init must be one of {MEAN_INITS}, got {self.mean_init!r}")
+        """Check every field (jnigt.validate) and store NumPy scalars and lists as Python ones."""
+        checks = {
+            "obs_size": validate.integer,
+            "action_size": validate.integer,
+            "hidden_sizes": validate.integers,
+            "activation": partial(validate.one_of, allowed=sorted(_ACTIVATIONS)),
+            "action_scale": validate.optional_positive,
+            "state_dependent_std": validate.flag,
+            "min_std": partial(validate.real, low=0.0),
+            "init_std": validate.positive,
+            "fixed_std": validate.optional_positive,
+            "mean_init": partial(validate.one_of, allowed=MEAN_INITS),
+        }
+        for name, check in checks.items():
+            object.__setattr__(self, name, check(name, getattr(self, name)))
+        if self.init_std <= self.min_std:
+            raise ValueError(f"init_std must be > min_std={self.min_std}, got {self.init_std!r}")
 
     # ------------------------------------------------------------------ internals
     @property
@@ -196,12 +184,6 @@ class GaussianPolicy:
         return self.squash(mu)
 
 
-def _flat_size(size: Any, name: str) -> int:
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise ValueError(f"env.{name} must be an int (flat array observations), got {size!r}")
-    return size
-
-
 def make_policy(env: Any, **kwargs: Any) -> GaussianPolicy:
     """GaussianPolicy sized for a Brax-style env (reads env.observation_size / env.action_size)."""
     if not hasattr(env, "observation_size") or not hasattr(env, "action_size"):
@@ -210,7 +192,7 @@ def make_policy(env: Any, **kwargs: Any) -> GaussianPolicy:
         if k in kwargs:
             raise ValueError(f"{k} is read from env; do not pass it to make_policy")
     return GaussianPolicy(
-        obs_size=_flat_size(env.observation_size, "observation_size"),
-        action_size=_flat_size(env.action_size, "action_size"),
+        obs_size=env.observation_size,
+        action_size=env.action_size,
         **kwargs,
     )

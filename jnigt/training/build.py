@@ -10,6 +10,7 @@ from __future__ import annotations
 import optax
 
 from jnigt import timing as timing_lib
+from jnigt import validate
 
 # Inner optimizers: "nigt" (the paper) or any optax optimizer that takes a learning rate.
 OPTAX_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "lion")
@@ -99,14 +100,10 @@ def make_optimizer(name: str, learning_rate, momentum=None) -> optax.GradientTra
     takes ``learning_rate`` only. The hyperparameters (Python floats or float arrays, also traced)
     live in ``state.hyperparams``, so ``jax.vmap`` over states sweeps them.
     """
-    if name == "nigt":
+    if validate.one_of("optimizer", name, OPTIMIZERS) == "nigt":
         from jnigt.transforms import nigt
 
         return optax.inject_hyperparams(nigt)(learning_rate=learning_rate, momentum=momentum)
-    if name not in OPTAX_OPTIMIZERS:
-        raise ValueError(
-            f"optimizer: unknown optimizer; valid optimizers: {', '.join(OPTIMIZERS)} (got {name!r})"
-        )
     if momentum is not None:
         raise ValueError(f"momentum: applies to optimizer nigt only (optimizer={name!r})")
     return optax.inject_hyperparams(getattr(optax, name))(learning_rate=learning_rate)

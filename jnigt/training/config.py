@@ -7,12 +7,13 @@ What it names is built by ``jnigt.training.build`` (timing, policy, optimizer) a
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import numpy as np
 
 from jnigt import validate
 from jnigt.gradients.obs_norm import OBS_NORMS
-from jnigt.timing import check_charge
+from jnigt.timing import ALLREDUCE_COSTS, check_charge
 from jnigt.training.build import CHARGES, MEAN_INITS, OPTIMIZERS, POLICIES, TIME_UNITS
 from jnigt.training.divergence import ON_DIVERGENCE
 from jnigt.training.methods import METHODS
@@ -22,23 +23,8 @@ def _bad(config, field, msg):
     raise ValueError(f"{field}: {msg} (got {getattr(config, field)!r})")
 
 
-def _name_in(allowed, what, plural):
-    def check(name, value):
-        if not isinstance(value, str) or value not in allowed:
-            raise ValueError(f"unknown {what}; valid {plural}: {', '.join(allowed)} (got {value!r})")
-        return value
-
-    return check
-
-
-def _name(name, value):
-    if not isinstance(value, str):
-        raise TypeError(f"must be a name (str), got {value!r} ({type(value).__name__})")
-    return value
-
-
-def _optional_name(name, value):
-    return None if value is None else _name(name, value)
+def _optional(check):
+    return lambda name, value: None if value is None else check(name, value)
 
 
 def _spec(name, value):
@@ -50,52 +36,42 @@ def _spec(name, value):
     return validate.real(name, value)
 
 
-def _hidden_sizes(name, value):
-    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-        raise TypeError(f"must be a tuple of ints >= 1, got {value!r}")
-    return tuple(validate.integer(name, v) for v in value)
-
-
-def _int(minimum):
-    return lambda name, value: validate.integer(name, value, minimum)
-
-
 # one check per field, in plain Python: numbers through jnigt.validate (NumPy scalars accepted, bool refused)
 _FIELD_CHECKS = {
-    "env": _name,
-    "backend": _optional_name,
-    "method": _name_in(METHODS, "method", "methods"),
-    "optimizer": _name_in(OPTIMIZERS, "optimizer", "optimizers"),
-    "policy": _name_in(POLICIES, "policy", "policies"),
-    "fixed_std": lambda name, value: None if value is None else validate.positive(name, value),
-    "mean_init": _name_in(MEAN_INITS, "mean initialiser", "initialisers"),
-    "num_agents": _int(1),
+    "env": validate.text,
+    "backend": _optional(validate.text),
+    "method": partial(validate.one_of, allowed=tuple(METHODS)),
+    "optimizer": partial(validate.one_of, allowed=OPTIMIZERS),
+    "policy": partial(validate.one_of, allowed=POLICIES),
+    "fixed_std": validate.optional_positive,
+    "mean_init": partial(validate.one_of, allowed=MEAN_INITS),
+    "num_agents": validate.integer,
     "step_model": _spec,
     "comm_model": _spec,
-    "jitter": lambda name, value: validate.real(name, value, low=0.0),
-    "stragglers": _int(0),
-    "dead": _int(0),
-    "allreduce_cost": _name,
-    "horizon": _int(1),
-    "discount": lambda name, value: validate.real(name, value, low=0.0, high=1.0),
+    "jitter": partial(validate.real, low=0.0),
+    "stragglers": partial(validate.integer, minimum=0),
+    "dead": partial(validate.integer, minimum=0),
+    "allreduce_cost": partial(validate.one_of, allowed=ALLREDUCE_COSTS),
+    "horizon": validate.integer,
+    "discount": validate.probability,
     "learning_rate": validate.positive,
-    "momentum": lambda name, value: validate.real(name, value, low=0.0, high=1.0, low_open=True),
-    "batch_size": _int(1),
+    "momentum": partial(validate.real, low=0.0, high=1.0, low_open=True),
+    "batch_size": validate.integer,
     "init_batch_size": validate.optional_integer,
-    "rounds": _int(1),
-    "eval_every": _int(1),
-    "eval_episodes": _int(1),
-    "hidden_sizes": _hidden_sizes,
-    "seed": _int(-(2**63)),
-    "malenia_slack": lambda name, value: validate.real(name, value, low=1.0),
-    "malenia_patience": _int(1),
+    "rounds": validate.integer,
+    "eval_every": validate.integer,
+    "eval_episodes": validate.integer,
+    "hidden_sizes": validate.integers,
+    "seed": partial(validate.integer, minimum=-(2**63)),
+    "malenia_slack": partial(validate.real, low=1.0),
+    "malenia_patience": validate.integer,
     "malenia_drop_after": validate.optional_integer,
-    "time_unit": _name_in(TIME_UNITS, "time unit", "time units"),
-    "charge": _name_in(CHARGES, "charge", "charges"),
-    "end_time": lambda name, value: None if value is None else validate.positive(name, value),
-    "obs_norm": _name_in(OBS_NORMS, "observation normalisation", "values"),
-    "obs_norm_episodes": _int(1),
-    "on_divergence": _name_in(ON_DIVERGENCE, "on_divergence value", "values"),
+    "time_unit": partial(validate.one_of, allowed=TIME_UNITS),
+    "charge": partial(validate.one_of, allowed=CHARGES),
+    "end_time": validate.optional_positive,
+    "obs_norm": partial(validate.one_of, allowed=OBS_NORMS),
+    "obs_norm_episodes": validate.integer,
+    "on_divergence": partial(validate.one_of, allowed=ON_DIVERGENCE),
     "stall_rounds": validate.optional_integer,
 }
 

@@ -7,9 +7,6 @@ transformations: hyperparameters that may be JAX arrays or tracers (``optax.inje
 
 from __future__ import annotations
 
-import numbers
-import sys
-
 import jax
 import numpy as np
 import optax
@@ -42,17 +39,18 @@ def learning_rate(value):
     """A positive step size, or an optax schedule ``step -> alpha_t``."""
     if callable(value):
         return value
-    if isinstance(value, bool) or not isinstance(value, (numbers.Real, jax.Array, np.ndarray, np.generic)):
+    try:
+        return hyperparameter("learning_rate", value, low=0.0, low_open=True)
+    except TypeError:
+        if isinstance(value, (jax.Array, np.ndarray, np.generic)):
+            raise
         raise TypeError(
             f"learning_rate must be a positive number or an optax schedule, got {value!r} ({type(value).__name__})"
-        )
-    return hyperparameter("learning_rate", value, low=0.0, low_open=True)
+        ) from None
 
 
 def momentum(value):
     """eta in (0, 1] (1 = no momentum)."""
-    if isinstance(value, bool) or not isinstance(value, (numbers.Real, jax.Array, np.ndarray, np.generic)):
-        raise TypeError(f"momentum must be a number in (0, 1], got {value!r} ({type(value).__name__})")
     return hyperparameter("momentum", value, low=0.0, high=1.0, low_open=True)
 
 
@@ -81,27 +79,6 @@ def state(value, expected: type, where: str) -> None:
             f"{where}.update: state must be the {expected.__name__} returned by {where}.init(params), "
             f"got {type(value).__name__}"
         )
-
-
-def not_inside_apply_if_finite(where: str) -> None:
-    """Refuse ``optax.apply_if_finite(aggregator)``: its reject branch zero-fills with the shape of the
-    contributions (leading agent axis) while the accept branch returns params-shaped updates, which
-    ``lax.cond`` can only report as "cond branches must have equal output types"."""
-    frame = sys._getframe(2)
-    for _ in range(8):
-        if frame is None:
-            return
-        code = frame.f_code
-        if code.co_name == "do_update" and code.co_filename.replace("\\", "/").endswith(
-            "optax/transforms/_conditionality.py"
-        ):
-            raise TypeError(
-                f"optax.apply_if_finite cannot wrap jnigt.{where}: the aggregator turns per-agent contributions "
-                f"into params-shaped updates, which apply_if_finite cannot zero-fill. {where} already drops "
-                f"non-finite agents; to guard the inner step, put it inside: "
-                f"jnigt.{where}(optax.apply_if_finite(inner, max_consecutive_errors), ...)"
-            )
-        frame = frame.f_back
 
 
 def same_tree(name: str, tree, reference, reference_name: str, leading: int = 0) -> None:

@@ -11,6 +11,10 @@ gradients since the previous call, and the keyword ``counts`` (int, one per agen
 many gradients each sum holds. An agent whose contribution holds a non-finite value is dropped
 for that call (its count treated as 0); ``state.dropped`` counts the dropped *gradients* (the
 dropped contributions' counts), the same unit as ``counts``, for every aggregator.
+Optax wrappers that fall back on the incoming updates (``optax.apply_if_finite``,
+``conditionally_transform``, ``conditionally_mask``) go inside, around ``inner``
+(``rennala(optax.apply_if_finite(inner, k), M)``): around an aggregator their fallback has the
+contributions' agent axis and the aggregate has not, which ``lax.cond`` refuses at the first update.
 
 Agents that only send non-finite values (Malenia, synchronized): ``state.starved[i]`` counts the
 consecutive calls in which agent i sent a non-finite contribution while another active agent sent
@@ -221,7 +225,6 @@ def _wrapper(
         )
 
     def update_fn(updates, state, params=None, *, counts=None, **extra_args):
-        _checks.not_inside_apply_if_finite(name)
         _checks.state(state, AggregatorState, name)
         n = _checks.contributions(updates, counts, num_agents)
         reference = state.acc
