@@ -85,6 +85,12 @@ def by_round(first: int, later: int, fn: Callable):
     return lambda x, round_index: jax.lax.cond(round_index == 0, lambda: fn(first, x), lambda: fn(later, x))
 
 
+def periodic_bracket(rt, t_end: float, num_agents: int) -> tuple[float, float]:
+    """The bracket of the measured ``t_end / rounds`` of a method with periodic rounds (fixed times): the
+    exact clock's ``[lower, upper]`` plus the round's communication (docs/algorithms.md#theory)."""
+    return rt.lower + rt.comm, rt.upper + rt.comm
+
+
 def check_divides(num_agents: int, num_devices: int, method: str) -> None:
     if num_agents % num_devices:
         raise ValueError(
@@ -101,13 +107,18 @@ class Aggregating:
 
     ctx: Context
     round_timing: Callable  # (key, round_index) -> jnigt.timing.Round, the whole round (all agents)
-    layout: Callable  # (counts, key, device index) -> (agent ids, segments, valid, keys), this device's slots
+    layout: (
+        Callable | None
+    )  # (counts, key, device index) -> (agent ids, segments, valid, keys), this device's slots
     contributors: int  # segments per device (the leading axis of the contributions)
     wrap: Callable  # (inner, first: bool) -> the aggregator wrapper
     first_differs: bool
     stalled: str
     candidates: int = 0  # charge "taken": candidate trajectories per agent (K); 0 = charge "horizon"
     arrivals_round: Callable | None = None  # charge "taken": (arrivals [n, K], round_index) -> Round
+
+    #: rounds are stepped one at a time (AFedPG's ``advance`` runs arrivals in blocks)
+    advance = None
 
     @property
     def mesh(self):
