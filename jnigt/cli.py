@@ -150,10 +150,10 @@ def parse_train(argv: list[str]) -> tuple[TrainOptions, list[TrainConfig]]:
         runs = [(base.method, base.optimizer)]
     # all checked before any training
     configs = [dataclasses.replace(base, method=m, optimizer=o) for m, o in runs]
-    from jnigt.training.methods import METHODS
+    from jnigt.training.methods import get
 
     def one(c):
-        return METHODS[c.method].ONE_GRADIENT_PER_STEP
+        return not get(c.method).BATCHES
 
     if len(configs) > 1 and opts.executor == "simulated":
         # a comparison at equal simulated time: train_main sets end_time of configs[1:] to the first

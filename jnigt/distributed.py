@@ -99,12 +99,62 @@ def replicate(tree, mesh: jax.sharding.Mesh):
     return jax.tree.map(replicate_leaf, tree)
 
 
+#: A :func:`map_over_agents` spec: the same value on every device.
+REPLICATED = P()
+#: A :func:`map_over_agents` spec: one value per device, its own (an aggregator's state). Outside the map
+#: the values are stacked on a leading device axis (:func:`first_device` reads device 0's); inside,
+#: ``fn`` sees its device's value without that axis.
+PER_DEVICE = type("PerDevice", (), {"__repr__": lambda self: "PER_DEVICE"})()
+
+
+def first_device(tree):
+    """Device 0's value of a :data:`PER_DEVICE` tree, outside the map."""
+    return jax.tree.map(lambda x: x[0], tree)
+
+
+def device_index():
+    """Inside :func:`map_over_agents`: this device's index on the ``agents`` axis."""
+    return jax.lax.axis_index(AXIS)
+
+
+def devices_in_map() -> int:
+    """Inside :func:`map_over_agents`: the number of devices on the ``agents`` axis."""
+    return jax.lax.axis_size(AXIS)
+
+
+def device_block(x, size: int):
+    """Inside :func:`map_over_agents`: this device's block ``x[i size : (i + 1) size]`` of ``x``'s leading axis."""
+    return jax.lax.dynamic_slice_in_dim(x, device_index() * size, size)
+
+
+def gather_blocks(x):
+    """Inside :func:`map_over_agents`: every device's ``x`` concatenated along the leading axis, in device order."""
+    return jax.lax.all_gather(x, AXIS, tiled=True)
+
+
+def all_reduce(tree):
+    """Inside :func:`map_over_agents`: the sum over the devices of ``tree`` (the round's AllReduce)."""
+    return jax.lax.psum(tree, AXIS)
+
+
 def map_over_agents(fn, mesh: jax.sharding.Mesh, in_specs, out_specs, use_pmap: bool = False):
     """Run ``fn`` once per device of ``mesh``: ``jax.shard_map`` (main path) or ``jax.pmap`` (legacy).
 
-    Specs are ``P()`` (replicated) or ``P(AXIS)`` (a leading axis split into one block per device),
-    one per positional argument / output; under pmap the same block layout is kept.
+    Specs are :data:`REPLICATED`, ``P(AXIS)`` (a leading axis split into one block per device) or
+    :data:`PER_DEVICE`, one per positional argument / output; under pmap the same block layout is kept.
     """
+    own_in = tuple(s is PER_DEVICE for s in in_specs)
+    own_out = tuple(s is PER_DEVICE for s in out_specs)
+    if any(own_in + own_out):
+        inner = fn
+
+        def fn(*args):
+            args = tuple(first_device(a) if own else a for a, own in zip(args, own_in))
+            outs = inner(*args)
+            return tuple(jax.tree.map(lambda x: x[None], o) if own else o for o, own in zip(outs, own_out))
+
+        in_specs = tuple(P(AXIS) if own else s for s, own in zip(in_specs, own_in))
+        out_specs = tuple(P(AXIS) if own else s for s, own in zip(out_specs, own_out))
     if not use_pmap:
         return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
     in_axes = tuple(0 if s == P(AXIS) else None for s in in_specs)

@@ -56,13 +56,13 @@ __all__ = [
     "theory_hyperparameters",
     "predicted_totals",
     "predicted_times",
-    "ROUND_METHODS",
     "RoundTime",
     "trajectory_costs",
     "rennala_round_time",
     "malenia_round_time",
     "synchronized_round_time",
     "afedpg_update_time",
+    "round_inputs",
     "round_time",
 ]
 
@@ -397,9 +397,6 @@ def predicted_times(
 
 # ------------------------------------------------------------------------------------- time per round
 
-#: Methods of :func:`round_time` (the training method names of ``jnigt.training``).
-ROUND_METHODS = ("rennala", "malenia", "synchronized", "afedpg")
-
 
 class RoundTime(NamedTuple):
     """Predicted simulated time of one round (AFedPG: one server update).
@@ -488,30 +485,27 @@ def afedpg_update_time(c, kappa) -> float:
     return 1.0 / rate if rate > 0 else math.inf
 
 
+def round_inputs(c, kappa, batch_size) -> tuple[np.ndarray, np.ndarray, int]:
+    """The checked inputs of a round time: ``c`` sorted ascending, ``kappa`` (float ``[n]``, order of the
+    given ``c``) and ``M``; ValueError / TypeError naming the input otherwise."""
+    cs = validate.sorted_times("c", c)
+    k = np.asarray(kappa, dtype=float).reshape(-1)
+    if k.shape != cs.shape or np.any(~np.isfinite(k)) or np.any(k < 0):
+        raise ValueError(f"kappa must hold one finite time >= 0 per agent ({cs.size}); got {k.tolist()!r}")
+    return cs, k, validate.integer("batch_size", batch_size, 1)
+
+
 def round_time(method: str, c, kappa, batch_size) -> RoundTime:
-    """Predicted time of one round of ``method`` (:data:`ROUND_METHODS`) with per-trajectory costs ``c``
-    (:func:`trajectory_costs`), per-agent communication ``kappa`` and batch ``M = batch_size``.
+    """Predicted time of one round of ``method`` (a name of ``jnigt.training.methods.METHODS``) with
+    per-trajectory costs ``c`` (:func:`trajectory_costs`), per-agent communication ``kappa`` and batch
+    ``M = batch_size``: the method module's ``round_time``.
 
     rennala: ``rennala_round_time``, bracket ``[B/2, B]``; malenia: ``malenia_round_time``, bracket
     ``[max(c_n, mean(c) M/n), 2 max(...)]``; synchronized: exact; each charged ``comm = max_i kappa_i``
     (one AllReduce). afedpg: ``afedpg_update_time`` per server update, uploads included (``comm = 0``);
     ``lower = upper = 1/S`` is its many-arrival limit (see there for a finite horizon).
     """
-    validate.one_of("method", method, ROUND_METHODS)
-    cs = validate.sorted_times("c", c)
-    k = np.asarray(kappa, dtype=float).reshape(-1)
-    if k.shape != cs.shape or np.any(~np.isfinite(k)) or np.any(k < 0):
-        raise ValueError(f"kappa must hold one finite time >= 0 per agent ({cs.size}); got {k.tolist()!r}")
-    M = validate.integer("batch_size", batch_size, 1)
-    comm = float(np.max(k))
-    if method == "afedpg":
-        t = afedpg_update_time(c, kappa)
-        return RoundTime(t, 0.0, t, t, True)
-    if method == "synchronized":
-        t = synchronized_round_time(cs, M)
-        return RoundTime(t, comm, t, t, True)
-    if method == "rennala":
-        t = rennala_round_time(cs, M)
-        return RoundTime(t, comm, t / 2, t, False)
-    low = float(max(cs[-1], np.mean(cs) * M / cs.size))
-    return RoundTime(malenia_round_time(cs, M), comm, low, 2 * low, False)
+    # the method modules call this module's formulas, so the registry is imported here, not at the top
+    from jnigt.training.methods import get
+
+    return get(method).round_time(c, kappa, batch_size)

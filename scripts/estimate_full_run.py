@@ -36,13 +36,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jnigt.experiments import compare, crosscheck, panels, tuning  # noqa: E402
-from jnigt.training import build, memory  # noqa: E402
+from jnigt.training import build, memory, methods  # noqa: E402
 
 GIB = 2**30
 
 
 def trajectories_per_round(method: str, batch: int, n: int) -> int:
-    return {"rennala": batch, "malenia": batch, "synchronized": n * -(-batch // n)}.get(method, 1)
+    return methods.get(method).trajectories_per_round(batch, n)
 
 
 class Assumed:

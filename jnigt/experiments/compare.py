@@ -96,6 +96,7 @@ def fill_runs_per_call(trainer, runs: int, limit: int | None = None) -> int:
         obs_size=env.observation_size,
         action_size=env.action_size,
         num_params=trainer.num_params,
+        plan=trainer.plan,
         limit=2**62,
     )
     return memory.runs_per_call(runs, per_run, limit)

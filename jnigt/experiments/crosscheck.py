@@ -30,6 +30,7 @@ from jnigt import theory
 from jnigt.experiments.compare import read_rows, write_rows
 from jnigt.experiments.panels import LABELS, Panel
 from jnigt.experiments.tuning import TuningGrid
+from jnigt.training import methods
 
 COLUMNS = [
     "panel",
@@ -85,16 +86,14 @@ def rows(panel: Panel, summary: Sequence[dict], timing=None) -> list[dict]:
         t_end, r = float(s["t_end"]), float(s["median_rounds"])
         measured = t_end / r if r > 0 else math.inf
         lo = t_end / (r + 1)
-        lower, upper = p.lower + p.comm, p.upper + p.comm
-        if m == "afedpg":  # by T_end: T S - n < N <= T S, S = 1/compute (jnigt.theory.afedpg_update_time)
-            slack = t_end / p.compute - timing.num_agents
-            upper = t_end / slack if slack > 0 else math.inf
+        method = methods.get(m)
+        lower, upper = method.bracket_at(p, t_end, timing.num_agents)
         out.append(
             dict(
                 panel=panel.name,
                 method=m,
                 label=LABELS[m],
-                unit="update" if m == "afedpg" else "round",
+                unit="round" if method.BATCHES else "update",
                 batch_size=int(float(s["batch_size"])),
                 t_end=t_end,
                 rounds=r,
@@ -138,7 +137,7 @@ def planned_env_steps(panel: Panel, grid, timing=None) -> dict[str, float]:
         steps = 0.0
         for k, batch in enumerate(grid.batches(m)):
             runs = len(grid.hyper_points()) * grid.tune_seeds + (grid.report_seeds if k == 0 else 0)
-            per_round = {"rennala": batch, "malenia": batch, "synchronized": n * -(-batch // n)}.get(m, 1)
+            per_round = methods.get(m).trajectories_per_round(batch, n)
             steps += runs * t_end / predict(panel, timing, m, batch).total * per_round * panel.horizon
         out[m] = steps
     return out
@@ -165,7 +164,7 @@ def format_markdown(all_rows: Sequence[dict]) -> str:
     out = [head, "|" + "---|" * 10]
     for r in all_rows:
         bracket = "exact" if r["exact"] else f"[{f(r['lower'])}, {f(r['upper'])}]"
-        if r["method"] == "afedpg":
+        if r["unit"] == "update":  # not periodic: the bracket holds by T_end
             bracket = f"[{f(r['lower'])}, {f(r['upper'])}) by T_end"
         out.append(
             f"| {r['panel']} | {r['label']} | {r['unit']} | {r['batch_size']} | {f(r['rounds'])} | "

@@ -52,14 +52,11 @@ from __future__ import annotations
 import dataclasses
 
 from jnigt.experiments.tuning import TuningGrid
+from jnigt.training.methods import METHODS
 
 SIZES = ("tiny", "cpu", "full")
-LABELS = {
-    "rennala": "Rennala NIGT",
-    "malenia": "Malenia NIGT",
-    "synchronized": "Synchronized NIGT",
-    "afedpg": "AFedPG",
-}
+#: method -> its label (the method module's ``LABEL``)
+LABELS = {name: module.LABEL for name, module in METHODS.items()}
 HOMOGENEOUS = ("rennala", "synchronized", "afedpg")
 SCENARIOS = {
     "a": ("equal", "zero"),

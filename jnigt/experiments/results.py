@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from jnigt.experiments.compare import read_rows
+from jnigt.training import methods
 
 #: Panel -> (kind, the paper's claim in words). Panels not listed (beyond the paper) have no claim.
 CLAIMS: dict[str, tuple[str, str]] = {
@@ -122,7 +123,7 @@ def results_markdown(folder: str, panels: Sequence[str]) -> str:
         short.append(f"| {p} | {text} | {finals} ({_g(initial)}) | {verdict(kind, rows, initial)} |")
         th = {r["method"]: r for r in theory}
         for i, r in enumerate(rows):
-            m = "-" if r["method"] == "afedpg" else r["batch_size"]
+            m = r["batch_size"] if methods.get(r["method"]).BATCHES else "-"
             ratio = (
                 "-"
                 if i == 0

@@ -173,7 +173,7 @@ class EqualTimeRunner:
         tr = self.trainer
         state = tr.init(seed, learning_rate, momentum)
         shapes = jax.eval_shape(tr.step, state)[1]
-        advance = getattr(getattr(tr, "method", None), "advance", None)
+        advance = tr.method.advance
         zero = lambda name: jnp.zeros([], shapes[name].dtype)
         acc0 = dict(
             rounds=jnp.zeros([], jnp.int32),

@@ -29,11 +29,11 @@ import numpy as np
 
 from jnigt import validate
 from jnigt.experiments import stats
+from jnigt.training import methods
 
 #: Report seeds are ``REPORT_SEED_OFFSET + k``: disjoint from the tuning seeds ``0 .. tune_seeds-1``.
 REPORT_SEED_OFFSET = 1000
 CRITERION = "area under the median (over tuning seeds) return-vs-time curve / T_end"
-BATCHED = ("rennala", "malenia", "synchronized")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +59,9 @@ class TuningGrid:
         validate.integers("batch_sizes", self.batch_sizes)
 
     def batches(self, method: str) -> tuple[int, ...]:
-        """Batch sizes swept for ``method`` (one separate compile each); AFedPG: the first only."""
-        return tuple(self.batch_sizes) if method in BATCHED else tuple(self.batch_sizes[:1])
+        """Batch sizes swept for ``method`` (one separate compile each); a method that does not batch
+        (AFedPG): the first only."""
+        return tuple(self.batch_sizes) if methods.get(method).BATCHES else tuple(self.batch_sizes[:1])
 
     def hyper_points(self) -> list[tuple[float, float]]:
         """(alpha, eta) pairs, alpha-major: one vmapped sweep per batch size covers them all."""

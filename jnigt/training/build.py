@@ -63,9 +63,9 @@ def make_timing(config, num_params: int | None = None) -> timing_lib.Timing:
         time_unit=config.time_unit,
         charge=config.charge,
     )
-    from jnigt.training.methods import METHODS
+    from jnigt.training.methods import get
 
-    module = METHODS[config.method]
+    module = get(config.method)
     timing_lib.check_progress(t, module.WAITS_FOR_EVERY_AGENT, module.LABEL)
     timing_lib.reachable(t, max(config.batch_size, first_batch(config)))
     return t

@@ -14,9 +14,9 @@ import numpy as np
 
 from jnigt.distributed import make_agent_mesh, replicate
 from jnigt.gradients import gpomdp, obs_norm
-from jnigt.training import build, memory
+from jnigt.training import build, memory, methods
 from jnigt.training.config import TrainConfig
-from jnigt.training.methods import METHODS, Context
+from jnigt.training.methods import Context
 from jnigt.training.state import TrainState
 from jnigt.transforms import nigt_eval_params
 from jnigt.transforms.nigt import find_nigt_state
@@ -54,12 +54,16 @@ class Trainer:
         self.timing = build.make_timing(c, self.num_params)
         self.use_pmap = use_pmap
         mesh = make_agent_mesh(num_devices)
-        # refuse, before anything is planned or compiled, rounds that cannot fit in memory
+        module = methods.get(c.method)
+        #: the method's slots and accumulators per device (``jnigt.training.methods.Plan``)
+        self.plan = module.plan(c, mesh.devices.size, lambda: self.timing)
+        # refuse, before anything is compiled, rounds that cannot fit in memory
         memory.check_round_memory(
             c,
             obs_size=self.env.observation_size,
             action_size=self.env.action_size,
             num_params=self.num_params,
+            plan=self.plan,
             num_devices=mesh.devices.size,
         )
         ctx = Context(
@@ -71,7 +75,7 @@ class Trainer:
             mesh=mesh,
             use_pmap=use_pmap,
         )
-        self.method = METHODS[c.method].build(ctx)
+        self.method = module.build(ctx, self.plan)
         self.mesh = self.method.mesh
         self.num_devices = self.mesh.devices.size
         self._step = jax.jit(lambda s: self.method.steps(s, 1))

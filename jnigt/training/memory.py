@@ -1,7 +1,8 @@
 """Memory of one training round, estimated before anything is traced, and refused when it cannot fit.
 
-A round samples ``S`` trajectory slots at once (vmapped; Rennala ``S = ceil(M / d)`` per device), so
-its memory grows with the batch size, not with the number of agents. Per slot, in ``dtype_bytes``
+A round samples ``S`` trajectory slots at once (vmapped; Rennala ``S = ceil(M / d)`` per device: the
+method's ``plan``, ``jnigt.training.methods``), so its memory grows with the batch size, not with the
+number of agents. Per slot, in ``dtype_bytes``
 (4, float32) units::
 
     trajectory   H * (obs + 2 * act + 4)          obs, u, action, reward, alive, discount, reward-to-go
@@ -9,7 +10,8 @@ its memory grows with the batch size, not with the number of agents. Per slot, i
     env state    state                            the env's carry (default 4 * obs)
     gradient     P                                the slot's gradient pytree (P = number of parameters)
 
-plus, per device, the aggregator's accumulators ``(n_local + 4) * P`` (Malenia keeps one sum per agent)
+plus, per device, the aggregator's accumulators ``(A + 4) * P`` (the plan's ``A``: Malenia keeps one sum
+per local agent)
 and the parameters' copies. The total is multiplied by ``overhead`` (default 2: XLA keeps inputs and
 outputs of a fused step alive together) and by the number of devices that share the memory pool
 (host RAM for CPU devices). The formula is an upper-bound style estimate, meant to refuse hopeless
@@ -21,6 +23,7 @@ from __future__ import annotations
 import math
 
 from jnigt import validate
+from jnigt.training import build, methods
 
 #: XLA indexes arrays with int32: no array may hold 2**31 elements or more.
 INT32_LIMIT = 2**31 - 1
@@ -101,41 +104,24 @@ def check_round_memory(
     obs_size: int,
     action_size: int,
     num_params: int,
-    num_slots: int | None = None,
+    plan: methods.Plan | None = None,
     num_devices: int = 1,
     limit: int | None = None,
 ) -> int:
     """Refuse a :class:`TrainConfig` whose rounds cannot fit; return the estimate in bytes.
 
-    ``num_slots`` is the per-device slot count the Trainer chose (default: Rennala ``ceil(M / d)``,
-    synchronized ``(n / d) * ceil(M / n)``, Malenia ``ceil(M / d) + n / d``; AFedPG one trajectory;
-    ``charge="taken"``: ``ceil(n / d) * K`` candidates, K = M, ceil(M / n), ~plan * malenia_slack).
-    Raises ValueError naming batch_size / num_agents / horizon when the slots (over all devices)
-    exceed int32 indexing or the estimate exceeds ``limit`` (default: 80% of the available memory).
+    ``plan``: the method's :class:`jnigt.training.methods.Plan` on ``num_devices`` devices (the Trainer's;
+    default: the method's ``plan`` of ``config``, with the clock of :func:`jnigt.training.build.make_timing`
+    where the plan needs one). Raises ValueError naming batch_size / num_agents / horizon when the slots
+    (over all devices) exceed int32 indexing or the estimate exceeds ``limit`` (default: 80% of the
+    available memory).
     """
     c = config
     d = validate.integer("num_devices", num_devices)
     hidden = tuple(c.hidden_sizes) if c.policy == "mlp" else ()
-    local_agents = max(1, c.num_agents // d)
-    if num_slots is None:
-        big = max(c.batch_size, c.batch_size if c.init_batch_size is None else c.init_batch_size)
-        if c.method == "rennala":
-            num_slots = math.ceil(big / d)
-        elif c.method == "synchronized":
-            num_slots = local_agents * math.ceil(c.batch_size / c.num_agents)
-        elif c.method == "malenia":
-            num_slots = math.ceil(big / d) + local_agents
-        else:
-            num_slots = 1
-        if getattr(c, "charge", "horizon") == "taken" and c.method != "afedpg":
-            # every local agent samples K candidates (docs/algorithms.md#simulated-time); Malenia's K is
-            # estimated as the even share ceil(M / n) + 1 times malenia_slack (the plan itself comes later)
-            la = -(-c.num_agents // d)
-            share = -(-big // c.num_agents)
-            k = {"rennala": big, "synchronized": share}.get(
-                c.method, math.ceil((share + 1) * c.malenia_slack) + 1
-            )
-            num_slots = la * k
+    if plan is None:
+        plan = methods.get(c.method).plan(c, d, lambda: build.make_timing(c, num_params))
+    num_slots = plan.slots
     setting = (
         f"batch_size={c.batch_size}, num_agents={c.num_agents}, horizon={c.horizon} "
         f"({num_slots} trajectory slots per device, {num_params} parameters)"
@@ -152,7 +138,7 @@ def check_round_memory(
         action_size,
         num_params,
         hidden_sizes=hidden,
-        local_agents=local_agents if c.method == "malenia" else 1,
+        local_agents=plan.accumulators,
         num_devices=d,
     )
     check_memory(estimate, limit, what=f"{setting}: one round")

@@ -1,5 +1,5 @@
 """The progress bar of :func:`jnigt.training.train`: it counts the method's steps (rounds; AFedPG:
-arrivals, ``ONE_GRADIENT_PER_STEP``), so rate and ETA are in the method's unit. A run to a simulated
+arrivals: the method's ``BATCHES``), so rate and ETA are in the method's unit. A run to a simulated
 time (``end_time``) does not know its number of steps in advance: its total is estimated after each
 chunk from the steps taken per simulated second so far (at most ``rounds``).
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from jnigt.training import methods
 from jnigt.training.config import TrainConfig
 
 
@@ -19,10 +20,8 @@ class RunProgress:
     def __init__(self, config: TrainConfig, round: int, time: float):
         from tqdm import tqdm
 
-        from jnigt.training.methods import METHODS
-
         self.config, self.round0, self.time0 = config, int(round), float(time)
-        unit = "arrival" if METHODS[config.method].ONE_GRADIENT_PER_STEP else "round"
+        unit = "round" if methods.get(config.method).BATCHES else "arrival"
         total = config.rounds if config.end_time is None else None
         self.bar = tqdm(
             total=total, initial=self.round0, unit=unit, desc=f"{config.method}+{config.optimizer}"

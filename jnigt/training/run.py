@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from jnigt.distributed import is_writer
-from jnigt.training import divergence
+from jnigt.training import divergence, methods
 from jnigt.training.config import TrainConfig
 from jnigt.training.loop import Trainer
 from jnigt.training.precompile import precompile
@@ -142,9 +142,8 @@ def _restore_newest_readable(manager, state, checkpoint_dir: str):
 
 def _check_agents(config: TrainConfig, state: TrainState, warned: set) -> None:
     """After a chunk: stop when an agent starved a Malenia / synchronized run; warn about dropped agents."""
-    from jnigt.training.methods import METHODS
-
-    if not METHODS[config.method].WAITS_FOR_EVERY_AGENT:
+    method = methods.get(config.method)
+    if not method.WAITS_FOR_EVERY_AGENT:
         return
     from jnigt.transforms import find_aggregator_state, inactive_agents, starved_agents
 
@@ -160,14 +159,10 @@ def _check_agents(config: TrainConfig, state: TrainState, warned: set) -> None:
             )
     starved = starved_agents(state.opt_state, config.malenia_patience)
     if starved:
-        fix = (
-            "or opt in to dropping it with malenia_drop_after=k (--malenia-drop-after k)"
-            if config.method == "malenia"
-            else "or use method='rennala', which pools whatever arrives"
-        )
         raise ValueError(
             f"agent(s) {starved} sent only non-finite gradients for malenia_patience={config.malenia_patience} "
-            f"consecutive rounds, so no {config.method} round can close; fix the agent's environment, {fix}"
+            f"consecutive rounds, so no {config.method} round can close; fix the agent's environment, "
+            f"{method.STARVED_HINT}"
         )
 
 

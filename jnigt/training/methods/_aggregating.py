@@ -30,10 +30,10 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import PartitionSpec as P
 
+from jnigt import distributed
 from jnigt import timing as timing_lib
-from jnigt.distributed import AXIS, map_over_agents
+from jnigt.distributed import PER_DEVICE, REPLICATED
 from jnigt.gradients import gpomdp
 from jnigt.training.methods._common import Context, grad_norm, step_metrics
 from jnigt.training.slots import slots_from_counts
@@ -55,11 +55,10 @@ def pooled_layout(slots: int):
     """Rennala's layout: the round's gradients agent-major over ``slots * devices`` slots, each
     device taking its block of ``slots``; one segment per slot."""
 
-    def layout(counts, key, dev):
-        d = jax.lax.axis_size(AXIS)
-        ids, valid = slots_from_counts(counts, slots * d)
+    def layout(counts, key):
+        ids, valid = slots_from_counts(counts, slots * distributed.devices_in_map())
         keys = slot_keys(key, ids, ids, counts)
-        take = lambda x: jax.lax.dynamic_slice_in_dim(x, dev * slots, slots)
+        take = lambda x: distributed.device_block(x, slots)
         return take(ids), jnp.arange(slots), take(valid), take(keys)
 
     return layout
@@ -69,10 +68,10 @@ def per_agent_layout(slots: int, local_agents: int):
     """Malenia's and synchronized's layout: each device holds ``local_agents`` agents and lays out
     their gradients in ``slots``; one segment per local agent."""
 
-    def layout(counts, key, dev):
-        local = jax.lax.dynamic_slice_in_dim(counts, dev * local_agents, local_agents)
+    def layout(counts, key):
+        local = distributed.device_block(counts, local_agents)
         seg, valid = slots_from_counts(local, slots)
-        ids = seg + dev * local_agents
+        ids = seg + distributed.device_index() * local_agents
         return ids, seg, valid, slot_keys(key, ids, seg, local)
 
     return layout
@@ -84,6 +83,12 @@ def by_round(first: int, later: int, fn: Callable):
     if first == later:
         return lambda x, round_index: fn(later, x)
     return lambda x, round_index: jax.lax.cond(round_index == 0, lambda: fn(first, x), lambda: fn(later, x))
+
+
+def periodic_bracket(rt, t_end: float, num_agents: int) -> tuple[float, float]:
+    """The bracket of the measured ``t_end / rounds`` of a method with periodic rounds (fixed times): the
+    exact clock's ``[lower, upper]`` plus the round's communication (docs/algorithms.md#theory)."""
+    return rt.lower + rt.comm, rt.upper + rt.comm
 
 
 def check_divides(num_agents: int, num_devices: int, method: str) -> None:
@@ -102,7 +107,8 @@ class Aggregating:
 
     ctx: Context
     round_timing: Callable  # (key, round_index) -> jnigt.timing.Round, the whole round (all agents)
-    layout: Callable  # (counts, key, device index) -> (agent ids, segments, valid, keys), this device's slots
+    #: (counts, key) -> (agent ids, segments, valid, keys), this device's slots (None: charge "taken")
+    layout: Callable | None
     contributors: int  # segments per device (the leading axis of the contributions)
     wrap: Callable  # (inner, first: bool) -> the aggregator wrapper
     first_differs: bool
@@ -110,20 +116,19 @@ class Aggregating:
     candidates: int = 0  # charge "taken": candidate trajectories per agent (K); 0 = charge "horizon"
     arrivals_round: Callable | None = None  # charge "taken": (arrivals [n, K], round_index) -> Round
 
+    #: rounds are stepped one at a time (AFedPG's ``advance`` runs arrivals in blocks)
+    advance = None
+
     @property
     def mesh(self):
         return self.ctx.mesh
 
     def _map(self, fn, in_specs, out_specs):
-        return map_over_agents(fn, self.ctx.mesh, in_specs, out_specs, self.ctx.use_pmap)
+        return distributed.map_over_agents(fn, self.ctx.mesh, in_specs, out_specs, self.ctx.use_pmap)
 
     def init(self, params, key, inner, put, obs_stats=None):
         wrapper = self.wrap(inner, False)
-        init = self._map(
-            lambda p: (jax.tree.map(lambda x: x[None], wrapper.init(p)),),
-            in_specs=(P(),),
-            out_specs=(P(AXIS),),
-        )
+        init = self._map(lambda p: (wrapper.init(p),), in_specs=(REPLICATED,), out_specs=(PER_DEVICE,))
         # replicated over the mesh from the start: the chunk's outputs have this sharding, so the
         # second chunk does not recompile, and with several processes these are global arrays
         params, key = put((params, key))
@@ -131,39 +136,40 @@ class Aggregating:
         return params, opt_state, {}, key
 
     def inner_state(self, opt_state):
-        return jax.tree.map(lambda x: x[0], opt_state)
+        return distributed.first_device(opt_state)
 
     def next_time(self, state: TrainState):
         if self.candidates:  # the round's arrivals need its candidate trajectories: sample them again
 
             def device_time(st):
                 _, k_time, k_traj = jax.random.split(st.key, 3)
-                rnd = self._taken(st, k_time, k_traj, jax.lax.axis_index(AXIS))[0]
+                rnd = self._taken(st, k_time, k_traj)[0]
                 return (st.time + rnd.duration + rnd.comm,)
 
-            (t,) = self._map(device_time, in_specs=(P(),), out_specs=(P(),))(state._replace(opt_state=None))
+            (t,) = self._map(device_time, in_specs=(REPLICATED,), out_specs=(REPLICATED,))(
+                state._replace(opt_state=None)
+            )
             return t
         _, k_time, _ = jax.random.split(state.key, 3)
         rnd = self.round_timing(k_time, state.round)
         return state.time + rnd.duration + rnd.comm
 
-    def _taken(self, st: TrainState, k_time, k_traj, dev):
+    def _taken(self, st: TrainState, k_time, k_traj):
         """charge "taken": this device's ``la = ceil(n / d)`` agents sample ``K`` candidates each at theta~;
         the round closes on the gathered step counts. Returns (Round, trajectory gradients [la K],
         segments = local agent, valid = among the agent's first counts_i)."""
         n, k = self.ctx.config.num_agents, self.candidates
-        d = jax.lax.axis_size(AXIS)
+        d = distributed.devices_in_map()
         la = -(-n // d)
-        ids = jnp.repeat(dev * la + jnp.arange(la), k)
+        ids = jnp.repeat(distributed.device_index() * la + jnp.arange(la), k)
         j = jnp.tile(jnp.arange(k), la)
         keys = jax.vmap(lambda a, jj: jax.random.fold_in(jax.random.fold_in(k_traj, a), jj))(ids, j)
         real = ids < n  # padding agents (n not divisible by d) sample agent n-1's and are masked
         tg = self.ctx.trajectory_gradients(st.params, keys, jnp.minimum(ids, n - 1), st.obs_stats)
-        steps = jax.lax.all_gather(tg.steps.reshape(la, k), AXIS, tiled=True)[:n]
+        steps = distributed.gather_blocks(tg.steps.reshape(la, k))[:n]
         arrivals = timing_lib.arrival_times(self.ctx.timing, self.ctx.config.horizon, k_time, k, steps=steps)
         rnd = self.arrivals_round(arrivals, st.round)
-        counts = jnp.pad(rnd.counts, (0, d * la - n))
-        local = jax.lax.dynamic_slice_in_dim(counts, dev * la, la)
+        local = distributed.device_block(jnp.pad(rnd.counts, (0, d * la - n)), la)
         seg = jnp.repeat(jnp.arange(la), k)
         return rnd, tg, seg, real & (j < local[seg])
 
@@ -180,26 +186,24 @@ class Aggregating:
 
     def _round(self, carry, _):
         st, opt_state = carry
-        dev = jax.lax.axis_index(AXIS)
         key, k_time, k_traj = jax.random.split(st.key, 3)
         if self.candidates:
-            rnd, tg, seg, valid = self._taken(st, k_time, k_traj, dev)
+            rnd, tg, seg, valid = self._taken(st, k_time, k_traj)
         else:
             rnd = self.round_timing(k_time, st.round)
-            ids, seg, valid, keys = self.layout(rnd.counts, k_traj, dev)
+            ids, seg, valid, keys = self.layout(rnd.counts, k_traj)
             tg = self.ctx.trajectory_gradients(st.params, keys, ids, st.obs_stats)
         pg = gpomdp.sum_per_segment(tg, seg, valid, self.contributors)
         dropped_before = opt_state.dropped
         upd, opt_state = self._update(pg.grad_sums, opt_state, st.params, pg.counts, st.round)
         params = optax.apply_updates(st.params, upd)
-        steps, ret_sum, n_ret, dropped = jax.lax.psum(
+        steps, ret_sum, n_ret, dropped = distributed.all_reduce(
             (
                 pg.env_steps,
                 jnp.sum(jnp.where(valid, tg.ret, 0.0)),
                 jnp.sum(valid).astype(jnp.float32),
                 opt_state.dropped - dropped_before,
-            ),
-            AXIS,
+            )
         )
         closed = opt_state.closed
         st = st._replace(
@@ -223,10 +227,11 @@ class Aggregating:
 
     def steps(self, state: TrainState, length: int):
         def device_steps(st, opt_state):
-            opt_state = jax.tree.map(lambda x: x[0], opt_state)
             (st, opt_state), metrics = jax.lax.scan(self._round, (st, opt_state), None, length=length)
-            return st, jax.tree.map(lambda x: x[None], opt_state), metrics
+            return st, opt_state, metrics
 
-        mapped = self._map(device_steps, in_specs=(P(), P(AXIS)), out_specs=(P(), P(AXIS), P()))
+        mapped = self._map(
+            device_steps, in_specs=(REPLICATED, PER_DEVICE), out_specs=(REPLICATED, PER_DEVICE, REPLICATED)
+        )
         new_state, opt_state, metrics = mapped(state._replace(opt_state=None), state.opt_state)
         return new_state._replace(opt_state=opt_state), metrics

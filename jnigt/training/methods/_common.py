@@ -1,10 +1,10 @@
-"""What every method module shares: the build context, the interface, the metrics of a step."""
+"""What every method module shares: its plan, the build context, the interface, the metrics of a step."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +27,22 @@ METRIC_NAMES = (
     "grad_norm",
     "train_return",
 )
+
+
+class Plan(NamedTuple):
+    """What one round of a method holds per device, known before anything is traced: the memory
+    estimate (:func:`jnigt.training.memory.check_round_memory`) and the method's build read the same plan.
+
+    slots: trajectories a device samples in one round (charge "taken": ``ceil(n / d) * candidates``);
+    accumulators: gradient sums the aggregator keeps per device (Malenia: one per local agent);
+    candidates: charge "taken": trajectories every agent samples before the round's close is known
+    (0 under charge "horizon"); max_per_agent: Malenia's arrivals per agent on the clock (0: none).
+    """
+
+    slots: int
+    accumulators: int = 1
+    candidates: int = 0
+    max_per_agent: int = 0
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

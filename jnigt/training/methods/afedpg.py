@@ -19,29 +19,61 @@ Along the known schedule (charge "horizon", no jitter: ``block > 0``): the equal
 (:meth:`Afedpg.fill`, same keys and stale points) and then applies their server steps one arrival at a
 time. ``steps`` (``Trainer.step``, ``run_chunk``, ``train()``), charge "taken" and jitter stay one
 trajectory per arrival (docs/algorithms.md#afedpg).
+
+Predicted time per server update: ``jnigt.theory.afedpg_update_time`` ``1/S``, uploads included; by a
+horizon ``T`` the measured ``T / N(T)`` lies in ``[1/S, T / (T S - n))``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from jnigt import theory
 from jnigt import timing as timing_lib
 from jnigt.distributed import process_mesh
 from jnigt.gradients import gpomdp
-from jnigt.training.methods._common import Context, grad_norm, step_metrics
+from jnigt.training.methods._common import Context, Plan, grad_norm, step_metrics
 from jnigt.training.state import TrainState
 from jnigt.transforms import rennala
 
 LABEL = "AFedPG"
 #: a step is one arrival: one gradient per step (comparisons give it rounds x batch_size steps)
-ONE_GRADIENT_PER_STEP = True
-#: Whether a round waits for every agent (then no agent may be dead, and a starved agent stalls it).
+BATCHES = False
 WAITS_FOR_EVERY_AGENT = False
+STARVED_HINT = None
+
+
+def plan(config, num_devices: int, clock=None) -> Plan:
+    """One trajectory per arrival."""
+    return Plan(slots=1)
+
+
+def aggregator(inner, config=None, local_agents: int = 1, axis_name=None, first: bool = False):
+    """The server: ``rennala(inner, batch_size=1)``, the aggregate of one gradient is that gradient and
+    the non-finite filter drops a NaN one."""
+    return rennala(inner, 1)
+
+
+def trajectories_per_round(batch_size: int, num_agents: int) -> int:
+    return 1
+
+
+def round_time(c, kappa, batch_size) -> theory.RoundTime:
+    theory.round_inputs(c, kappa, batch_size)
+    t = theory.afedpg_update_time(c, kappa)
+    return theory.RoundTime(t, 0.0, t, t, True)
+
+
+def bracket_at(rt: theory.RoundTime, t_end: float, num_agents: int) -> tuple[float, float]:
+    """By ``t_end``: ``T S - n < N <= T S`` with ``S = 1 / rt.compute`` (:func:`jnigt.theory.afedpg_update_time`)."""
+    slack = t_end / rt.compute - num_agents
+    return rt.lower + rt.comm, t_end / slack if slack > 0 else math.inf
 
 
 class AfedpgState(NamedTuple):
@@ -83,7 +115,7 @@ class Afedpg:
 
     @staticmethod
     def server(inner):
-        return rennala(inner, 1)
+        return aggregator(inner)
 
     @property
     def taken(self) -> bool:
@@ -287,7 +319,7 @@ class Afedpg:
         return state, carry
 
 
-def build(ctx: Context) -> Afedpg:
+def build(ctx: Context, plan: Plan) -> Afedpg:
     mesh = process_mesh()
     t = ctx.timing
     known = t.charge == "horizon" and t.jitter == 0  # the schedule depends on neither gradients nor seed

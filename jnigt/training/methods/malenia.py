@@ -8,65 +8,103 @@ the close); under jitter both are scaled by ``malenia_slack``, and a round that 
 makes the clock infinite (the trainer then stops with an error naming ``malenia_slack``). Under
 ``charge="taken"`` early-terminated trajectories make the counts exceed the full-horizon plan: every
 agent samples ``ceil((plan + 1) * malenia_slack) + 1`` candidates, and running out stops the same way.
+
+Predicted round time: ``jnigt.theory.malenia_round_time`` B, exact clock in ``[L, 2L]`` with
+``L = max(c_n, mean(c) M/n)``, plus one AllReduce ``max_i kappa_i``.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from jnigt import theory
 from jnigt import timing as timing_lib
 from jnigt.distributed import AXIS
 from jnigt.training.build import first_batch
-from jnigt.training.methods._aggregating import Aggregating, by_round, check_divides, per_agent_layout
-from jnigt.training.methods._common import Context
+from jnigt.training.methods._aggregating import (
+    Aggregating,
+    by_round,
+    check_divides,
+    per_agent_layout,
+    periodic_bracket,
+)
+from jnigt.training.methods._common import Context, Plan
 from jnigt.transforms import malenia
 
 LABEL = "Malenia NIGT"
-#: a step aggregates a round of gradients (AFedPG: one gradient per step)
-ONE_GRADIENT_PER_STEP = False
-#: Whether a round waits for every agent (then no agent may be dead, and a starved agent stalls it).
+BATCHES = True
 WAITS_FOR_EVERY_AGENT = True
+STARVED_HINT = "or opt in to dropping it with malenia_drop_after=k (--malenia-drop-after k)"
+bracket_at = periodic_bracket
 
 
-def build(ctx: Context) -> Aggregating:
-    c, t = ctx.config, ctx.timing
-    n, d = c.num_agents, ctx.mesh.devices.size
+def plan(config, num_devices: int, clock) -> Plan:
+    """The exact per-agent counts at the close for fixed times (``jnigt.timing.malenia_max_per_agent`` on
+    ``clock()``), one spare column, scaled by ``malenia_slack`` under jitter or charge "taken"."""
+    c = config
+    n, d = c.num_agents, num_devices
     check_divides(n, d, "malenia")
     local_agents = n // d
-    m_first = first_batch(c)
-    counts = timing_lib.malenia_max_per_agent(t, c.horizon, max(c.batch_size, m_first))
-    per_device = counts.reshape(d, -1).sum(axis=1)
+    counts = timing_lib.malenia_max_per_agent(clock(), c.horizon, max(c.batch_size, first_batch(c)))
     max_per_agent = int(counts.max()) + 1
-    slots = int(per_device.max())
-    taken = t.charge == "taken"
+    slots = int(counts.reshape(d, -1).sum(axis=1).max())
+    taken = c.charge == "taken"
     if c.jitter > 0 or taken:
         max_per_agent = math.ceil(max_per_agent * c.malenia_slack) + 1
         slots = math.ceil(slots * c.malenia_slack) + local_agents
+    if taken:
+        return Plan(local_agents * max_per_agent, local_agents, max_per_agent, max_per_agent)
+    return Plan(slots, local_agents, 0, max_per_agent)
 
-    round_timing = by_round(
-        m_first, c.batch_size, lambda m, key: timing_lib.malenia_round(t, c.horizon, m, key, max_per_agent)
+
+def aggregator(inner, config, local_agents: int, axis_name=None, first: bool = False):
+    """``malenia(inner, M or M_init, local_agents)``, dropping an agent after ``malenia_drop_after``."""
+    c = config
+    return malenia(
+        inner,
+        first_batch(c) if first else c.batch_size,
+        local_agents,
+        axis_name=axis_name,
+        drop_after=c.malenia_drop_after,
     )
-    # charge "taken"
-    arrivals_round = by_round(m_first, c.batch_size, lambda m, a: timing_lib.malenia_from_arrivals(t, a, m))
 
+
+def trajectories_per_round(batch_size: int, num_agents: int) -> int:
+    return batch_size
+
+
+def round_time(c, kappa, batch_size) -> theory.RoundTime:
+    cs, k, m = theory.round_inputs(c, kappa, batch_size)
+    low = float(max(cs[-1], np.mean(cs) * m / cs.size))
+    return theory.RoundTime(theory.malenia_round_time(cs, m), float(np.max(k)), low, 2 * low, False)
+
+
+def build(ctx: Context, plan: Plan) -> Aggregating:
+    c, t = ctx.config, ctx.timing
+    local_agents = plan.accumulators
+    m_first = first_batch(c)
+    max_per_agent = plan.max_per_agent
+    taken = plan.candidates > 0
     return Aggregating(
         ctx=ctx,
-        round_timing=round_timing,
-        layout=per_agent_layout(slots, local_agents),
-        contributors=local_agents,
-        wrap=lambda inner, first: malenia(
-            inner,
-            m_first if first else c.batch_size,
-            local_agents,
-            axis_name=AXIS,
-            drop_after=c.malenia_drop_after,
+        round_timing=by_round(
+            m_first,
+            c.batch_size,
+            lambda m, key: timing_lib.malenia_round(t, c.horizon, m, key, max_per_agent),
         ),
+        layout=None if taken else per_agent_layout(plan.slots, local_agents),
+        contributors=local_agents,
+        wrap=lambda inner, first: aggregator(inner, c, local_agents, AXIS, first),
         first_differs=m_first != c.batch_size,
         stalled=(
             f"the simulated clock became infinite: a Malenia round ran out of its slot buffers under "
             f"jitter={c.jitter}, charge={c.charge!r} ({max_per_agent} trajectories per agent); raise "
             f"malenia_slack (now {c.malenia_slack})"
         ),
-        candidates=max_per_agent if taken else 0,
-        arrivals_round=arrivals_round,
+        candidates=plan.candidates,
+        arrivals_round=by_round(
+            m_first, c.batch_size, lambda m, a: timing_lib.malenia_from_arrivals(t, a, m)
+        ),
     )

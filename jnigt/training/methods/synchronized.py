@@ -1,51 +1,85 @@
 """Synchronized NIGT (docs/algorithms.md#synchronized): every round waits until every agent has
-delivered its share ceil(M / n) (ceil(M_init / n) in the first round), then one AllReduce."""
+delivered its share ceil(M / n) (ceil(M_init / n) in the first round), then one AllReduce.
+
+Predicted round time, exact: ``jnigt.theory.synchronized_round_time`` ``max_i c_i ceil(M / n)``, plus
+one AllReduce ``max_i kappa_i``.
+"""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from jnigt import theory
 from jnigt import timing as timing_lib
 from jnigt.distributed import AXIS
 from jnigt.training.build import first_batch
-from jnigt.training.methods._aggregating import Aggregating, by_round, check_divides, per_agent_layout
-from jnigt.training.methods._common import Context
+from jnigt.training.methods._aggregating import (
+    Aggregating,
+    by_round,
+    check_divides,
+    per_agent_layout,
+    periodic_bracket,
+)
+from jnigt.training.methods._common import Context, Plan
 from jnigt.transforms import synchronized
 
 LABEL = "Synchronized NIGT"
-#: a step aggregates a round of gradients (AFedPG: one gradient per step)
-ONE_GRADIENT_PER_STEP = False
-#: Whether a round waits for every agent (then no agent may be dead, and a starved agent stalls it).
+BATCHES = True
 WAITS_FOR_EVERY_AGENT = True
+STARVED_HINT = "or use method='rennala', which pools whatever arrives"
+bracket_at = periodic_bracket
 
 
-def build(ctx: Context) -> Aggregating:
+def _shares(config) -> tuple[int, int]:
+    """Each agent's share of a round: ceil(M_init / n) in the first, ceil(M / n) in the others."""
+    n = config.num_agents
+    return math.ceil(first_batch(config) / n), math.ceil(config.batch_size / n)
+
+
+def plan(config, num_devices: int, clock=None) -> Plan:
+    """Each device's ``n / d`` agents deliver their share: ``(n / d) max(shares)`` slots; charge "taken":
+    every agent samples its share as candidates."""
+    n = config.num_agents
+    check_divides(n, num_devices, "synchronized")
+    share = max(_shares(config))
+    candidates = share if config.charge == "taken" else 0
+    return Plan(slots=n // num_devices * share, candidates=candidates)
+
+
+def aggregator(inner, config, local_agents: int, axis_name=None, first: bool = False):
+    """``synchronized(inner, share, local_agents)``: every agent's share of the round."""
+    first_share, share = _shares(config)
+    return synchronized(inner, first_share if first else share, local_agents, axis_name=axis_name)
+
+
+def trajectories_per_round(batch_size: int, num_agents: int) -> int:
+    return num_agents * -(-batch_size // num_agents)
+
+
+def round_time(c, kappa, batch_size) -> theory.RoundTime:
+    cs, k, m = theory.round_inputs(c, kappa, batch_size)
+    t = theory.synchronized_round_time(cs, m)
+    return theory.RoundTime(t, float(np.max(k)), t, t, True)
+
+
+def build(ctx: Context, plan: Plan) -> Aggregating:
     c, t = ctx.config, ctx.timing
-    n, d = c.num_agents, ctx.mesh.devices.size
-    check_divides(n, d, "synchronized")
-    local_agents = n // d
-    per_agent = math.ceil(c.batch_size / n)
-    per_agent_first = math.ceil(first_batch(c) / n)
-    slots = local_agents * max(per_agent, per_agent_first)
-
-    round_timing = by_round(
-        per_agent_first, per_agent, lambda p, key: timing_lib.synchronized_round(t, c.horizon, p, key)
-    )
-    # charge "taken"
-    arrivals_round = by_round(
-        per_agent_first, per_agent, lambda p, a: timing_lib.synchronized_from_arrivals(t, a, p)
-    )
-
+    local_agents = c.num_agents // ctx.mesh.devices.size
+    first_share, share = _shares(c)
     return Aggregating(
         ctx=ctx,
-        round_timing=round_timing,
-        layout=per_agent_layout(slots, local_agents),
-        contributors=local_agents,
-        wrap=lambda inner, first: synchronized(
-            inner, per_agent_first if first else per_agent, local_agents, axis_name=AXIS
+        round_timing=by_round(
+            first_share, share, lambda p, key: timing_lib.synchronized_round(t, c.horizon, p, key)
         ),
-        first_differs=per_agent_first != per_agent,
-        candidates=max(per_agent, per_agent_first) if t.charge == "taken" else 0,
-        arrivals_round=arrivals_round,
+        layout=None if plan.candidates else per_agent_layout(plan.slots, local_agents),
+        contributors=local_agents,
+        wrap=lambda inner, first: aggregator(inner, c, local_agents, AXIS, first),
+        first_differs=first_share != share,
+        candidates=plan.candidates,
+        arrivals_round=by_round(
+            first_share, share, lambda p, a: timing_lib.synchronized_from_arrivals(t, a, p)
+        ),
         stalled="the simulated clock became infinite: a synchronized round waits for an agent that never delivers",
     )
