@@ -177,6 +177,21 @@ class Aggregating:
             lambda: later.update(grads, opt_state, params, counts=counts),
         )
 
+    def server_update(self, grads, opt_state, params, counts, round_index):
+        """The aggregator's update on one contribution outside a round (the Ray learner, one device):
+        ``grads`` and ``counts`` per agent ``[n, ...]``, ``opt_state`` as :meth:`init` lays it out."""
+
+        def device(grads, opt_state, params, counts, round_index):
+            upd, new = self._update(
+                grads, jax.tree.map(lambda x: x[0], opt_state), params, counts, round_index
+            )
+            return upd, jax.tree.map(lambda x: x[None], new)
+
+        specs = (P(AXIS), P(AXIS), P(), P(AXIS), P())
+        return self._map(device, in_specs=specs, out_specs=(P(), P(AXIS)))(
+            grads, opt_state, params, counts, round_index
+        )
+
     def _round(self, carry, _):
         st, opt_state = carry
         dev = jax.lax.axis_index(AXIS)

@@ -19,13 +19,19 @@ ONE_GRADIENT_PER_STEP = False
 WAITS_FOR_EVERY_AGENT = True
 
 
+def share(config, round_index: int) -> int:
+    """ceil(M / n) (ceil(M_init / n) in round 0): the gradients each agent delivers in a round (the Ray
+    executor stops an agent there until the round closes)."""
+    return math.ceil((first_batch(config) if round_index == 0 else config.batch_size) / config.num_agents)
+
+
 def build(ctx: Context) -> Aggregating:
     c, t = ctx.config, ctx.timing
     n, d = c.num_agents, ctx.mesh.devices.size
     check_divides(n, d, "synchronized")
     local_agents = n // d
-    per_agent = math.ceil(c.batch_size / n)
-    per_agent_first = math.ceil(first_batch(c) / n)
+    per_agent = share(c, 1)
+    per_agent_first = share(c, 0)
     slots = local_agents * max(per_agent, per_agent_first)
 
     round_timing = by_round(
