@@ -30,6 +30,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import PartitionSpec as P
 
 from jnigt import distributed
 from jnigt import timing as timing_lib
@@ -182,6 +183,16 @@ class Aggregating:
             round_index == 0,
             lambda: first.update(grads, opt_state, params, counts=counts),
             lambda: later.update(grads, opt_state, params, counts=counts),
+        )
+
+    def server_update(self, grads, opt_state, params, counts, round_index):
+        """The aggregator's update on one contribution outside a round (the Ray learner, one device):
+        ``grads`` and ``counts`` per agent ``[n, ...]``, ``opt_state`` as :meth:`init` lays it out."""
+
+        split = P(distributed.AXIS)  # a leading agent axis, one block per device
+        specs = (split, PER_DEVICE, REPLICATED, split, REPLICATED)
+        return self._map(self._update, in_specs=specs, out_specs=(REPLICATED, PER_DEVICE))(
+            grads, opt_state, params, counts, round_index
         )
 
     def _round(self, carry, _):

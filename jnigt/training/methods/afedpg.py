@@ -152,10 +152,17 @@ class Afedpg:
             return jnp.min(state.method.next_finish)
         return self._next(state)[3]
 
+    def server_update(self, grads, opt_state, params, counts, round_index=None):
+        """The server's optax update on a contribution (``grads`` with a leading agent axis, ``counts``
+        per row; one gradient closes the round): ``(updates, opt_state)``. The simulated arrivals and the
+        Ray learner both step through it."""
+        del round_index
+        return self.server(self.ctx.inner).update(grads, opt_state, params, counts=counts)
+
     def _server_step(self, st: TrainState, grad):
         """One server update on one gradient (no agent axis): (params, opt_state, update, dropped)."""
-        upd, opt_state = self.server(self.ctx.inner).update(
-            jax.tree.map(lambda g: g[None], grad), st.opt_state, st.params, counts=jnp.ones((1,), jnp.int32)
+        upd, opt_state = self.server_update(
+            jax.tree.map(lambda g: g[None], grad), st.opt_state, st.params, jnp.ones((1,), jnp.int32)
         )
         return optax.apply_updates(st.params, upd), opt_state, upd, opt_state.dropped - st.opt_state.dropped
 

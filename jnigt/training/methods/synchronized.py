@@ -38,6 +38,13 @@ def _shares(config) -> tuple[int, int]:
     return math.ceil(first_batch(config) / n), math.ceil(config.batch_size / n)
 
 
+def share(config, round_index: int) -> int:
+    """ceil(M / n) (ceil(M_init / n) in round 0): the gradients each agent delivers in a round (the Ray
+    executor stops an agent there until the round closes)."""
+    first, later = _shares(config)
+    return first if round_index == 0 else later
+
+
 def plan(config, num_devices: int, clock=None) -> Plan:
     """Each device's ``n / d`` agents deliver their share: ``(n / d) max(shares)`` slots; charge "taken":
     every agent samples its share as candidates."""
