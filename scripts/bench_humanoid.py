@@ -79,18 +79,18 @@ def bench(method: str, horizon: int, every: int, chunks: int, eval_episodes: int
 def bench_panel_calls(name: str, fraction: float, methods) -> list[dict]:
     """Per method: wall of one EqualTimeRunner call of 5 runs to ``fraction`` x T_end, first (compile) and
     second (steady); ``panel_estimate_s`` = compile + steady / fraction x the panel's calls of 5 runs."""
-    from jnigt.experiments import compare, panels
+    from jnigt.experiments import panels, protocol
     from jnigt.experiments.sweep import EqualTimeRunner, time_grid
 
     panel = panels.panels_for("cpu")[name]
     grid = panel.grid
-    env = compare.make_env(panel)
+    env = protocol.make_env(panel)
     t_end = None
     out = []
     for m in methods or panel.methods:
-        runner = EqualTimeRunner(compare.make_trainer(panel, m, grid.batches(m)[0], env=env))
+        runner = EqualTimeRunner(protocol.make_trainer(panel, m, grid.batches(m)[0], env=env))
         if t_end is None:
-            t_end = compare.end_time(runner.trainer, panel.rounds)
+            t_end = protocol.end_time(runner.trainer, panel.rounds)
         times = time_grid(fraction * t_end, max(2, round(fraction * panel.grid_points)))
         c = grid.report_seeds
         seeds = np.arange(c)

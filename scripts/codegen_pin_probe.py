@@ -20,7 +20,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jnigt.experiments import compare, panels  # noqa: E402
+from jnigt.experiments import panels, protocol  # noqa: E402
 from jnigt.experiments.sweep import EqualTimeRunner, time_grid  # noqa: E402
 
 
@@ -40,9 +40,9 @@ def main() -> int:
     )
     out, times = [], None
     for m in p.methods:
-        r = EqualTimeRunner(compare.make_trainer(p, m, 8))
+        r = EqualTimeRunner(protocol.make_trainer(p, m, 8))
         if times is None:
-            times = time_grid(compare.end_time(r.trainer, p.rounds), 5)
+            times = time_grid(protocol.end_time(r.trainer, p.rounds), 5)
         g = r(np.arange(4), 2.0**-4, 0.1, times)
         out.append(np.concatenate([g.eval_return.ravel(), g.env_steps.ravel().astype(np.float32)]))
         print(

@@ -11,7 +11,7 @@ Writes one JSON (``--out``) with three stages, each with its own time budget (``
                (``jnigt.experiments.eventloop.RennalaEventLoop``) on the same problem, and the ratios;
   panel_slice  a slice of ``jnigt reproduce --size full`` panel ``main_c`` (its budget: compiles + 2 minutes): per
                method, its first tuning call (M = the grid's first, runs per call as the panel fills them,
-               ``compare.fill_runs_per_call``).
+               ``protocol.fill_runs_per_call``).
 
 The programs of a stage compile concurrently in threads (XLA releases the GIL; the device has 16 cores), the
 event loop's first round beside them.
@@ -215,14 +215,14 @@ def equal_time(stage: Stage, s: dict) -> None:
 
     import numpy as np
 
-    from jnigt.experiments import compare, panels
+    from jnigt.experiments import panels, protocol
     from jnigt.experiments.eventloop import RennalaEventLoop
     from jnigt.experiments.sweep import EqualTimeRunner
 
     panel = panels.panels_for(s["size"])["main_c"]
-    env = compare.make_env(panel)
+    env = protocol.make_env(panel)
     k, m = s["runs"], s["batch"]
-    trainers = {x: compare.make_trainer(panel, x, m, env=env) for x in ("rennala", "afedpg")}
+    trainers = {x: protocol.make_trainer(panel, x, m, env=env) for x in ("rennala", "afedpg")}
     c = trainers["rennala"].config
     tr = trainers["rennala"]
     loop = RennalaEventLoop(
@@ -242,7 +242,7 @@ def equal_time(stage: Stage, s: dict) -> None:
             return time.perf_counter() - t
 
         loop_first = pool.submit(warm)
-        round_time = pool.submit(compare.end_time, trainers["rennala"], 1)
+        round_time = pool.submit(protocol.end_time, trainers["rennala"], 1)
         programs = _compile_all(jobs)
         loop_first_s, t_round = loop_first.result(), round_time.result()
     stage.result("compile", {x: round(w, 2) for x, (_, w) in programs.items()})
@@ -281,20 +281,20 @@ def panel_slice(stage: Stage, s: dict) -> None:
 
     import numpy as np
 
-    from jnigt.experiments import compare, panels, tuning
+    from jnigt.experiments import panels, protocol, tuning
     from jnigt.experiments.sweep import EqualTimeRunner
 
     panel = panels.panels_for(s["size"])["main_c"]
     grid = panel.grid or tuning.GRIDS[s["size"]]
-    env = compare.make_env(panel)
+    env = protocol.make_env(panel)
     hp = grid.hyper_points()
     runs = len(hp) * grid.tune_seeds
     methods = panel.methods[: s["slice_methods"]]
     jobs, info = {}, {}
     for method in methods:  # each method's first tuning call, as run_panel makes it
         batch = grid.batches(method)[0]
-        trainer = compare.make_trainer(panel, method, batch, env=env)
-        c = compare.fill_runs_per_call(trainer, runs)
+        trainer = protocol.make_trainer(panel, method, batch, env=env)
+        c = protocol.fill_runs_per_call(trainer, runs)
         lrs = np.repeat([a for a, _ in hp], grid.tune_seeds)[:c]
         moms = np.repeat([e for _, e in hp], grid.tune_seeds)[:c]
         seeds = np.tile(np.array(grid.tuning_seeds), len(hp))[:c]
@@ -318,7 +318,7 @@ def panel_slice(stage: Stage, s: dict) -> None:
         if method == panel.reference:
             reference = trainer
     with ThreadPoolExecutor(1) as pool:  # one reference round's time, beside the compiles
-        round_time = pool.submit(compare.end_time, reference, 1)
+        round_time = pool.submit(protocol.end_time, reference, 1)
         programs = _compile_all(jobs)
         t_round = round_time.result()
     stage.result("compile", {x: round(w, 2) for x, (_, w) in programs.items()})

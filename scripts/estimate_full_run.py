@@ -35,7 +35,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jnigt.experiments import compare, crosscheck, panels, tuning  # noqa: E402
+from jnigt.experiments import crosscheck, panels, protocol, tuning  # noqa: E402
 from jnigt.training import build, memory, methods  # noqa: E402
 
 GIB = 2**30
@@ -143,14 +143,14 @@ def panel_estimate(panel, grid, throughput, fill: bool, limit: int, runs_per_cal
         panel.rounds
         * crosscheck.predict(panel, timing, panel.reference, grid.batches(panel.reference)[0]).total
     )
-    env = compare.make_env(panel)
+    env = protocol.make_env(panel)
     tuning_runs = len(grid.hyper_points()) * grid.tune_seeds
     out = {}
     for m in panel.methods:
         steps = seconds = calls = 0.0
         widths = []
         for k, batch in enumerate(grid.batches(m)):
-            config = compare.make_config(panel, m, batch)
+            config = protocol.make_config(panel, m, batch)
             policy = build.make_policy(config, env)
             params = sum(x.size for x in jax.tree.leaves(jax.eval_shape(policy.init, jax.random.key(0))))
             if runs_per_call:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from jnigt.experiments import panels, stats, tuning
+from jnigt.experiments import files, panels, stats, tuning
 
 # ----------------------------------------------------------------------------------------- statistics
 
@@ -94,11 +94,11 @@ def test_select_picks_best_score_and_writes_files(tmp_path):
     best = tuning.select(rows)
     assert best["rennala"]["learning_rate"] == 2.0**-3 and best["afedpg"]["learning_rate"] == 2.0**-5
     grid = tuning.GRIDS["tiny"]
-    tuning.write_table(tmp_path / "g.csv", rows)
-    tuning.write_chosen(tmp_path / "c.json", best, grid)
+    files.write_tuning(tmp_path / "g.csv", rows)
+    files.write_json(tmp_path / "c.json", tuning.choices(best, grid))
     with open(tmp_path / "g.csv") as f:
         table = list(csv.DictReader(f))
-    assert list(table[0]) == tuning.TABLE_COLUMNS and len(table) == 5
+    assert list(table[0]) == files.TUNING_COLUMNS and len(table) == 5
     assert [r["chosen"] for r in table] == ["False", "True", "False", "False", "True"]
     chosen = json.load(open(tmp_path / "c.json"))
     assert chosen["chosen"]["rennala"]["learning_rate"] == 2.0**-3
@@ -145,6 +145,40 @@ def test_panels_cover_the_paper():
     assert "humanoid is too slow" in panels.panel_table("cpu")
     with pytest.raises(ValueError, match="size"):
         panels.panels_for("huge")
+
+
+def test_experiment_layers_import_downwards():
+    """files imports nothing of the project; the runner (sweep), the protocol and the analysis modules
+    never import the composition (compare) or the commands, so no import cycle can come back."""
+    import ast
+    import os
+
+    folder = os.path.dirname(files.__file__)
+
+    def imports(name):
+        tree = ast.parse(open(os.path.join(folder, f"{name}.py")).read())
+        out = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("jnigt"):
+                out |= {f"{node.module}.{a.name}" for a in node.names} | {node.module}
+            elif isinstance(node, ast.Import):
+                out |= {a.name for a in node.names if a.name.startswith("jnigt")}
+        return {m.removeprefix("jnigt.experiments.") for m in out}
+
+    assert not {m for m in imports("files") if m.startswith("jnigt")}, imports("files")
+    assert not imports("sweep") & {"protocol", "tuning", "stats", "files", "crosscheck", "results", "compare"}
+    for lower in (
+        "sweep",
+        "protocol",
+        "tuning",
+        "panels",
+        "files",
+        "crosscheck",
+        "results",
+        "plots",
+        "stats",
+    ):
+        assert not imports(lower) & {"compare", "commands"}, (lower, imports(lower))
 
 
 def test_compilation_cache_on_and_off(tmp_path, monkeypatch):
@@ -262,7 +296,7 @@ def test_tuning_picks_the_constructed_best_step_size(tmp_path):
     for r in curves:
         times_by_method.setdefault(r["method"], set()).add(float(r["time"]))
     assert times_by_method["rennala"] == times_by_method["afedpg"] and len(times_by_method["afedpg"]) == 5
-    assert len(curves) == 2 * 3 * 5 and set(compare.CURVE_COLUMNS) == set(curves[0])
+    assert len(curves) == 2 * 3 * 5 and set(files.CURVE_COLUMNS) == set(curves[0])
 
 
 def test_event_loop_baseline_matches_vectorised_round_times():

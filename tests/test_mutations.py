@@ -16,7 +16,7 @@ import pytest
 from test_training import TINY, _NaNForAgent
 
 import jnigt_envs
-from jnigt.experiments import compare, results, tuning
+from jnigt.experiments import compare, protocol, results, tuning
 from jnigt.experiments.panels import Panel
 from jnigt.experiments.sweep import EqualTimeRunner, GridRuns
 from jnigt.gradients import gpomdp
@@ -111,7 +111,7 @@ def test_time_to_threshold_ratio_is_reference_over_baseline():
         "rennala": _constant_runs("rennala", [0.0, 10.0, 10.0, 10.0, 10.0]),
         "afedpg": _constant_runs("afedpg", [0.0, 0.0, 0.0, 10.0, 10.0]),
     }
-    ref, base = compare.summarize(panel, report, 5.0)
+    ref, base = protocol.summarize(panel, report, 5.0)
     assert (ref["median_time_to_threshold"], base["median_time_to_threshold"]) == (0.5, 2.5)
     assert (base["ttt_ratio"], base["ttt_ratio_lo90"], base["ttt_ratio_hi90"]) == pytest.approx((0.2,) * 3)
     assert ref["ttt_ratio"] == 1.0
@@ -119,7 +119,7 @@ def test_time_to_threshold_ratio_is_reference_over_baseline():
     assert results.verdict("best", [ref, base], initial=0.0) == "holds"
     swapped = {"afedpg": report["afedpg"], "rennala": report["rennala"]}  # AFedPG as the reference
     slow = Panel("constructed", "", "lqr", 2, "equal", "zero", ("afedpg", "rennala"), horizon=4, rounds=1)
-    ref, base = compare.summarize(slow, swapped, 5.0)
+    ref, base = protocol.summarize(slow, swapped, 5.0)
     assert base["ttt_ratio"] == pytest.approx(5.0) and not math.isinf(base["ttt_ratio_lo90"])
     assert results.verdict("best", [ref, base], initial=0.0) == "does not hold"
 

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from jnigt.experiments import cache, compare, crosscheck, panels, results, stats, tuning
+from jnigt.experiments import cache, crosscheck, files, panels, results, stats, tuning
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "scripts")
@@ -36,7 +36,7 @@ def _read_csv(path):
 def _check_panel(out, panel):
     grid = tuning.GRIDS["tiny"]
     summary = _read_csv(out / f"{panel.name}_summary.csv")
-    assert list(summary[0]) == compare.SUMMARY_COLUMNS
+    assert list(summary[0]) == files.SUMMARY_COLUMNS
     assert [r["method"] for r in summary] == list(panel.methods)
     t_end = float(summary[0]["t_end"])
     curves = _read_csv(out / f"{panel.name}_curves.csv")

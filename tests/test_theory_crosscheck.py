@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from jnigt import testing, theory
-from jnigt.experiments import compare, crosscheck, tuning
+from jnigt.experiments import compare, crosscheck, files, protocol, tuning
 from jnigt.experiments.panels import Panel
 
 RESULTS = os.path.join(
@@ -101,7 +101,9 @@ def test_humanoid_cpu_panel_has_its_own_small_grid(tmp_path):
     assert "humanoid_c" not in panels.panels_for("tiny") and "humanoid_c" not in panels.panels_for("full")
     assert "humanoid_c" in panels.panel_table("cpu")
     # the grid survives <panel>_chosen.json (what jnigt crosscheck reads back)
-    tuning.write_chosen(str(tmp_path / "h_chosen.json"), {}, p.grid, dict(panel=dataclasses.asdict(p)))
+    files.write_json(
+        str(tmp_path / "h_chosen.json"), tuning.choices({}, p.grid, dict(panel=dataclasses.asdict(p)))
+    )
     assert crosscheck.load_panel(str(tmp_path / "h_chosen.json")) == p
 
 
@@ -111,15 +113,17 @@ def test_cpu_reacher_and_hetero_settings_reach_the_config_and_survive_chosen_jso
     ps = panels.panels_for("cpu")
     r = ps["reacher_c"]
     assert (r.discount, r.rounds, r.horizon) == (0.9, 100, 50) and r.grid.momenta == (0.1,)
-    assert ps["hetero"].rounds == panels.HETERO_CPU_ROUNDS == 90
+    assert ps["hetero"].rounds == 90
     # gamma goes to every method's TrainConfig alike; other panels keep TrainConfig's default
-    assert {compare.make_config(r, m, 20).discount for m in r.methods} == {0.9}
-    assert compare.make_config(ps["main_c"], "rennala", 20).discount == 0.99
+    assert {protocol.make_config(r, m, 20).discount for m in r.methods} == {0.9}
+    assert protocol.make_config(ps["main_c"], "rennala", 20).discount == 0.99
     assert "| reacher_c | reacher | 50 | 0.9 |" in panels.panel_table("cpu")
     # size tiny is unchanged
     tiny = panels.panels_for("tiny")
     assert tiny["reacher_c"].discount is None and tiny["hetero"].rounds == tiny["main_a"].rounds
-    tuning.write_chosen(str(tmp_path / "r_chosen.json"), {}, r.grid, dict(panel=dataclasses.asdict(r)))
+    files.write_json(
+        str(tmp_path / "r_chosen.json"), tuning.choices({}, r.grid, dict(panel=dataclasses.asdict(r)))
+    )
     assert crosscheck.load_panel(str(tmp_path / "r_chosen.json")) == r
 
 

@@ -4,11 +4,13 @@ and the paper's panels. See docs/algorithms.md#experiments.
 | module | what |
 |---|---|
 | ``sweep`` | ``EqualTimeRunner``: K runs (seeds x hyperparameters) in one jitted, vmapped program on one time grid |
-| ``compare`` | ``run_panel`` (tune per method, report on fresh seeds, files), ``run_sweep`` |
-| ``tuning`` | ``TuningGrid``, ``GRIDS``, the selection criterion, grid table and chosen values |
+| ``protocol`` | the tuning protocol as data: ``Runners`` per (method, M), ``tune``, ``report``, ``summarize``, ``run`` |
+| ``files`` | CSV/JSON reading and writing of runs, tuning tables, choices and summaries |
+| ``compare`` | ``run_panel`` (protocol, then files, cross-check, figure), ``run_sweep`` |
+| ``tuning`` | ``TuningGrid``, ``GRIDS``, the selection criterion, grid rows and chosen values |
 | ``stats`` | ``THRESHOLDS``, median band, time to threshold, bootstrap ratio, returns at equal times |
 | ``convergence_stats`` | censored time to threshold, paired rank test, Holm, verdicts, A/A calibration, KM, rliable |
-| ``panels`` | ``Panel``, ``panels_for(size)`` for tiny / cpu / full |
+| ``panels`` | ``Panel``, the table ``PANELS``, ``panels_for(size)`` for tiny / cpu / full |
 | ``crosscheck`` | predicted (``jnigt.theory.round_time``) against measured time per round, ``<panel>_theory.csv`` |
 | ``cache`` | ``enable_compilation_cache`` (JAX persistent cache, on by default in the entry points) |
 | ``commands`` | ``SweepArgs``/``sweep_command``, ``CompareArgs``/``compare_command``, ``ReproduceArgs``/``reproduce_command``, ``CrosscheckArgs``/``crosscheck_command`` |
@@ -17,8 +19,9 @@ and the paper's panels. See docs/algorithms.md#experiments.
 """
 
 from jnigt.experiments.cache import DEFAULT_CACHE_DIR, enable_compilation_cache
-from jnigt.experiments.compare import PanelResult, run_panel, run_sweep
+from jnigt.experiments.compare import run_panel, run_sweep
 from jnigt.experiments.panels import Panel, panel_table, panels_for
+from jnigt.experiments.protocol import PanelResult
 from jnigt.experiments.stats import THRESHOLDS
 from jnigt.experiments.sweep import EqualTimeRunner, GridRuns, time_grid
 from jnigt.experiments.tuning import GRIDS, TuningGrid

@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 
-from jnigt.experiments import cache, compare, crosscheck, panels, reproducible, tuning
+from jnigt.experiments import cache, compare, crosscheck, files, panels, protocol, reproducible, tuning
 from jnigt.experiments import results as results_lib
 
 
@@ -169,7 +169,7 @@ def compare_command(args: CompareArgs) -> int:
     return 0
 
 
-def _print_summary(res: compare.PanelResult) -> None:
+def _print_summary(res: protocol.PanelResult) -> None:
     for r in res.summary:
         print(
             f"  {r['label']:18s} final {r['median_final_return']:.4g} [{r['q20_final_return']:.4g}, "
@@ -211,22 +211,16 @@ def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, 
         _print_summary(res)
         results[n] = res
         rows.extend(res.summary)
-        compare.write_rows(os.path.join(out, "summary.csv"), rows, compare.SUMMARY_COLUMNS)
+        files.write_rows(os.path.join(out, "summary.csv"), rows, files.SUMMARY_COLUMNS)
     if results:
         crosscheck.write_markdown(
             [x for r in results.values() for x in crosscheck.read(r.files["theory"])], out
         )
         results_lib.write_results(out, list(results))
-    with open(os.path.join(out, "walls.json"), "w") as f:
-        json.dump(
-            dict(
-                size=size,
-                wall_s=walls,
-                machine=reproducible.machine(),
-            ),
-            f,
-            indent=1,
-        )
+    files.write_json(
+        os.path.join(out, "walls.json"),
+        dict(size=size, wall_s=walls, machine=reproducible.machine()),
+    )
     return results
 
 
@@ -303,7 +297,7 @@ def _same_file(fresh: str, stored: str) -> bool:
         except ValueError:
             return False
 
-    a, b = compare.read_rows(fresh), compare.read_rows(stored)
+    a, b = files.read_rows(fresh), files.read_rows(stored)
     return len(a) == len(b) and all(
         r.keys() == q.keys() and all(same(r[k], q[k]) for k in r) for r, q in zip(a, b)
     )

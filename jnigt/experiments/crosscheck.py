@@ -19,7 +19,6 @@ results, :func:`crosscheck_folder` also writes ``theory_crosscheck.md`` (every p
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -27,8 +26,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from jnigt import theory
-from jnigt.experiments.compare import read_rows, write_rows
+from jnigt.experiments.files import read_json, read_rows, write_rows
 from jnigt.experiments.panels import LABELS, Panel
+from jnigt.experiments.protocol import make_config, make_env
 from jnigt.experiments.tuning import TuningGrid
 from jnigt.training import methods
 
@@ -60,7 +60,6 @@ def panel_timing(panel: Panel, method: str | None = None, batch_size: int = 20):
     built as the Trainer builds it (``d`` = the policy's parameter count for ``sqrt_d``), without compiling."""
     import jax
 
-    from jnigt.experiments.compare import make_config, make_env
     from jnigt.training import build
 
     config = make_config(panel, method or panel.reference, batch_size)
@@ -145,8 +144,7 @@ def planned_env_steps(panel: Panel, grid, timing=None) -> dict[str, float]:
 
 def load_panel(chosen_json: str) -> Panel:
     """The :class:`Panel` recorded in a ``<panel>_chosen.json``."""
-    with open(chosen_json) as f:
-        d = json.load(f)["panel"]
+    d = read_json(chosen_json)["panel"]
     d["methods"] = tuple(d["methods"])
     if d.get("grid"):
         d["grid"] = TuningGrid(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["grid"].items()})

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jnigt.experiments.compare import read_rows
+from jnigt.experiments.files import read_rows
 from jnigt.training import methods
 
 #: Panel -> (kind, the paper's claim in words). Panels not listed (beyond the paper) have no claim.

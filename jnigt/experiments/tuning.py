@@ -18,17 +18,14 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
-import os
 from collections.abc import Sequence
 
 import numpy as np
 
 from jnigt import validate
-from jnigt.experiments import stats
+from jnigt.experiments import files, stats
 from jnigt.training import methods
 
 #: Report seeds are ``REPORT_SEED_OFFSET + k``: disjoint from the tuning seeds ``0 .. tune_seeds-1``.
@@ -103,18 +100,9 @@ def score(times, returns) -> float:
     return stats.area_under_median(times, returns)
 
 
-TABLE_COLUMNS = [
-    "panel",
-    "method",
-    "batch_size",
-    "learning_rate",
-    "momentum",
-    "seeds",
-    "score",
-    "median_final_return",
-    "diverged_runs",
-    "chosen",
-]
+#: The tuning table's columns and writer (:mod:`jnigt.experiments.files`; study.py calls ``write_table``)
+TABLE_COLUMNS = files.TUNING_COLUMNS
+write_table = files.write_tuning
 
 
 def grid_row(
@@ -158,21 +146,10 @@ def select(rows: Sequence[dict]) -> dict[str, dict]:
     return best
 
 
-def write_table(path: str, rows: Sequence[dict]) -> None:
-    """The whole tuning grid as CSV (:data:`TABLE_COLUMNS`)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=TABLE_COLUMNS)
-        w.writeheader()
-        for r in rows:
-            w.writerow(
-                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items() if k in TABLE_COLUMNS}
-            )
-
-
-def write_chosen(path: str, chosen: dict[str, dict], grid: TuningGrid, extra: dict | None = None) -> None:
-    """The chosen values per method as JSON, with the criterion, the grid and the seeds used."""
-    out = dict(
+def choices(chosen: dict[str, dict], grid: TuningGrid, extra: dict | None = None) -> dict:
+    """The chosen values per method, with the criterion, the grid and the seeds used, and ``extra``
+    (the record of ``<panel>_chosen.json``)."""
+    return dict(
         criterion=CRITERION,
         grid=dataclasses.asdict(grid),
         tuning_seeds=list(grid.tuning_seeds),
@@ -188,6 +165,3 @@ def write_chosen(path: str, chosen: dict[str, dict], grid: TuningGrid, extra: di
         },
         **(extra or {}),
     )
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(out, f, indent=1)
