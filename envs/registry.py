@@ -7,6 +7,8 @@ from typing import Any
 
 from brax.envs.base import Env
 
+from jnigt import validate
+
 from .heterogeneous import MirroredObservation
 from .lqr import LQR
 from .playground import PREFIX as PLAYGROUND_PREFIX
@@ -46,8 +48,8 @@ def make_env(name: str, backend: str | None = None, **kwargs: Any) -> Env:
             f"unknown env name {name!r}; valid names: {', '.join(ENV_NAMES)}, "
             f"or {PLAYGROUND_PREFIX}<DM Control Suite env> (e.g. {PLAYGROUND_PREFIX}CartpoleBalance)"
         )
-    if backend is not None and backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    if backend is not None:
+        validate.one_of("backend", backend, BACKENDS)
     if name.startswith("mirrored_"):
         return MirroredObservation(make_env(name[len("mirrored_") :], backend=backend, **kwargs))
     if name == "lqr":

@@ -68,7 +68,7 @@ def test_tyro_utf8_box_becomes_one_line():
         (["theory", "--comm", "sqrt_d"], "--comm='sqrt_d' requires --num-params"),
         (["train", "--batch-size", "0"], "--batch-size: must be an int >= 1"),
         (["train", "--rounds", "7"], "--rounds: must be a multiple of --eval-every=10"),
-        (["compare", "--seeds", "0"], "--seeds: must be an int >= 1"),
+        (["compare", "--seeds", "0"], "--seeds must be an int >= 1, got 0"),
     ],
 )
 def test_messages_name_the_flag_the_user_typed(argv, says, capsys):
