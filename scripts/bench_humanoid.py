@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jnigt.training import TrainConfig, Trainer  # noqa: E402
+from jnigt.training import TrainConfig, Trainer, methods  # noqa: E402
 
 
 def bench(method: str, horizon: int, every: int, chunks: int, eval_episodes: int, env: str) -> dict:
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     rows = []
     for horizon in (int(x) for x in a.horizons.split(",")):
         for method in a.methods.split(","):
-            every = 20 if method == "afedpg" else 5  # AFedPG: one arrival per step
+            every = 5 if methods.get(method).BATCHES else 20  # AFedPG: one arrival per step
             r = bench(method, horizon, every, a.chunks, a.eval_episodes, a.env)
             print(json.dumps(r), flush=True)
             rows.append(r)

@@ -1,14 +1,18 @@
-"""The round of an aggregating method (Rennala, Malenia, synchronized), shared by their modules.
+"""What the aggregating methods (Rennala, Malenia, synchronized) share; each writes its round in its module.
 
-A round:
-  1. the simulated clock (``jnigt.timing``) says how many gradients each agent delivers before the
-     round closes (the delay masks, as counts) and how long the round took;
+A round (``round`` of the method's class, e.g. :meth:`jnigt.training.methods.malenia.Malenia.round`):
+  1. the simulated clock (``close``: ``jnigt.timing``) says how many gradients each agent delivers
+     before the round closes (the delay masks, as counts) and how long the round took;
   2. exactly those trajectories are sampled at the broadcast point theta~, laid out in slots
-     (``slots_from_counts``): the cost follows the number of arriving gradients, not the number of
-     agents; slot trajectories are vmapped;
-  3. the contributions go through the aggregator wrapper (``rennala`` / ``malenia`` /
-     ``synchronized`` around the inner optimizer); its one psum over the ``agents`` mesh axis is the
-     round's AllReduce.
+     (``pooled_layout`` / ``per_agent_layout``): the cost follows the number of arriving gradients,
+     not the number of agents; slot trajectories are vmapped;
+  3. :meth:`Aggregating.finish`: the contributions go through the aggregator wrapper (``rennala`` /
+     ``malenia`` / ``synchronized`` around the inner optimizer); its one psum over the ``agents`` mesh
+     axis is the round's AllReduce.
+
+:meth:`Aggregating.steps` scans the rounds on every device (``jnigt.distributed.map_over_agents``); the
+device axis (this device's block, the gather, the AllReduce, the per-device aggregator state) is
+``jnigt.distributed``'s.
 
 Every trajectory's key is ``fold_in(fold_in(round_key, agent), j)`` for the agent's j-th trajectory
 of the round, so 1 or 8 devices sample the same trajectories and reach the same parameters.
@@ -17,7 +21,7 @@ Under ``charge="taken"`` (a trajectory costs the steps it took, docs/algorithms.
 arrivals depend on the trajectories, so steps 1-2 swap: every agent first samples ``K`` candidate
 trajectories at theta~ (same keys; each device its block of agents), their step counts are gathered
 into ``L [n, K]``, the arrivals are ``A_ij = sum_{l<=j} L_il h_i f_il``, the round's close rule runs on
-them (the ``*_from_arrivals`` rounds of ``jnigt.timing``), and only each agent's first ``counts_i``
+them (``close_on``: the ``*_from_arrivals`` rounds of ``jnigt.timing``), and only each agent's first ``counts_i``
 candidates are aggregated. ``K`` is ``M`` (Rennala), the plan times ``malenia_slack`` (Malenia) or
 ``ceil(M / n)`` (synchronized): a round samples ``n K`` trajectories.
 """
@@ -36,7 +40,7 @@ from jnigt import distributed
 from jnigt import timing as timing_lib
 from jnigt.distributed import PER_DEVICE, REPLICATED
 from jnigt.gradients import gpomdp
-from jnigt.training.methods._common import Context, grad_norm, step_metrics
+from jnigt.training.methods._common import Context, Plan, grad_norm, step_metrics
 from jnigt.training.slots import slots_from_counts
 from jnigt.training.state import TrainState
 
@@ -78,12 +82,12 @@ def per_agent_layout(slots: int, local_agents: int):
     return layout
 
 
-def by_round(first: int, later: int, fn: Callable):
-    """``(x, round_index) -> fn(first, x)`` in round 0 and ``fn(later, x)`` after: the first round's size
-    (M_init) may differ from the others'; a ``lax.cond`` only when it does."""
+def first_or_later(round_index, first, later, fn: Callable):
+    """``fn(first)`` in round 0 and ``fn(later)`` after: the first round's size (M_init) may differ from
+    the others'; a ``lax.cond`` only when it does."""
     if first == later:
-        return lambda x, round_index: fn(later, x)
-    return lambda x, round_index: jax.lax.cond(round_index == 0, lambda: fn(first, x), lambda: fn(later, x))
+        return fn(later)
+    return jax.lax.cond(round_index == 0, lambda: fn(first), lambda: fn(later))
 
 
 def periodic_bracket(rt, t_end: float, num_agents: int) -> tuple[float, float]:
@@ -102,20 +106,18 @@ def check_divides(num_agents: int, num_devices: int, method: str) -> None:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Aggregating:
-    """An aggregating method: rounds timed by ``round_timing``, laid out by ``layout``, aggregated
-    by ``wrap(inner, first)`` (the aggregator for the first round when ``first``, else for later
-    rounds; ``first_differs`` says whether the two differ)."""
+    """What the aggregating methods share: init, ``steps`` (the scan of rounds, mapped over the devices),
+    ``next_time``, the charge "taken" candidates and the end of a round. The method's module subclasses it
+    and writes its round (``round``), its clock (``close``, ``close_on``) and its aggregator."""
 
     ctx: Context
-    round_timing: Callable  # (key, round_index) -> jnigt.timing.Round, the whole round (all agents)
-    #: (counts, key) -> (agent ids, segments, valid, keys), this device's slots (None: charge "taken")
-    layout: Callable | None
-    contributors: int  # segments per device (the leading axis of the contributions)
-    wrap: Callable  # (inner, first: bool) -> the aggregator wrapper
-    first_differs: bool
+    plan: Plan
+    #: the error message when the clock becomes infinite
     stalled: str
-    candidates: int = 0  # charge "taken": candidate trajectories per agent (K); 0 = charge "horizon"
-    arrivals_round: Callable | None = None  # charge "taken": (arrivals [n, K], round_index) -> Round
+    #: segments per device: the leading axis of the contributions the aggregator sums
+    contributors: int
+    #: whether the first round's aggregator differs from the later rounds' (M_init != M)
+    first_differs: bool = False
 
     #: rounds are stepped one at a time (AFedPG's ``advance`` runs arrivals in blocks)
     advance = None
@@ -124,11 +126,34 @@ class Aggregating:
     def mesh(self):
         return self.ctx.mesh
 
+    @property
+    def candidates(self) -> int:
+        """charge "taken": candidate trajectories per agent (K); 0 = charge "horizon"."""
+        return self.plan.candidates
+
+    # ------------------------------------------------------------------ the method's (its module)
+    def aggregator(self, inner, first: bool):
+        """The aggregator wrapper for the first round when ``first``, else for later rounds."""
+        raise NotImplementedError
+
+    def close(self, key, round_index):
+        """charge "horizon": the round of the clock (``jnigt.timing.Round``, all agents)."""
+        raise NotImplementedError
+
+    def close_on(self, arrivals, round_index):
+        """charge "taken": the round closed on the candidates' arrival times ``[n, K]``."""
+        raise NotImplementedError
+
+    def round(self, carry, _):
+        """One round, ``lax.scan``'s body over ``(state, this device's aggregator state)``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ shared
     def _map(self, fn, in_specs, out_specs):
         return distributed.map_over_agents(fn, self.ctx.mesh, in_specs, out_specs, self.ctx.use_pmap)
 
     def init(self, params, key, inner, put, obs_stats=None):
-        wrapper = self.wrap(inner, False)
+        wrapper = self.aggregator(inner, False)
         init = self._map(lambda p: (wrapper.init(p),), in_specs=(REPLICATED,), out_specs=(PER_DEVICE,))
         # replicated over the mesh from the start: the chunk's outputs have this sharding, so the
         # second chunk does not recompile, and with several processes these are global arrays
@@ -144,7 +169,7 @@ class Aggregating:
 
             def device_time(st):
                 _, k_time, k_traj = jax.random.split(st.key, 3)
-                rnd = self._taken(st, k_time, k_traj)[0]
+                rnd = self.sample_candidates(st, k_time, k_traj)[0]
                 return (st.time + rnd.duration + rnd.comm,)
 
             (t,) = self._map(device_time, in_specs=(REPLICATED,), out_specs=(REPLICATED,))(
@@ -152,13 +177,13 @@ class Aggregating:
             )
             return t
         _, k_time, _ = jax.random.split(state.key, 3)
-        rnd = self.round_timing(k_time, state.round)
+        rnd = self.close(k_time, state.round)
         return state.time + rnd.duration + rnd.comm
 
-    def _taken(self, st: TrainState, k_time, k_traj):
+    def sample_candidates(self, st: TrainState, k_time, k_traj):
         """charge "taken": this device's ``la = ceil(n / d)`` agents sample ``K`` candidates each at theta~;
-        the round closes on the gathered step counts. Returns (Round, trajectory gradients [la K],
-        segments = local agent, valid = among the agent's first counts_i)."""
+        the round closes (``close_on``) on the gathered step counts. Returns (Round, trajectory gradients
+        [la K], segments = local agent, valid = among the agent's first counts_i)."""
         n, k = self.ctx.config.num_agents, self.candidates
         d = distributed.devices_in_map()
         la = -(-n // d)
@@ -169,44 +194,22 @@ class Aggregating:
         tg = self.ctx.trajectory_gradients(st.params, keys, jnp.minimum(ids, n - 1), st.obs_stats)
         steps = distributed.gather_blocks(tg.steps.reshape(la, k))[:n]
         arrivals = timing_lib.arrival_times(self.ctx.timing, self.ctx.config.horizon, k_time, k, steps=steps)
-        rnd = self.arrivals_round(arrivals, st.round)
+        rnd = self.close_on(arrivals, st.round)
         local = distributed.device_block(jnp.pad(rnd.counts, (0, d * la - n)), la)
         seg = jnp.repeat(jnp.arange(la), k)
         return rnd, tg, seg, real & (j < local[seg])
 
-    def _update(self, grads, opt_state, params, counts, round_index):
-        later = self.wrap(self.ctx.inner, False)
-        if not self.first_differs:
-            return later.update(grads, opt_state, params, counts=counts)
-        first = self.wrap(self.ctx.inner, True)
-        return jax.lax.cond(
-            round_index == 0,
-            lambda: first.update(grads, opt_state, params, counts=counts),
-            lambda: later.update(grads, opt_state, params, counts=counts),
-        )
-
-    def server_update(self, grads, opt_state, params, counts, round_index):
-        """The aggregator's update on one contribution outside a round (the Ray learner, one device):
-        ``grads`` and ``counts`` per agent ``[n, ...]``, ``opt_state`` as :meth:`init` lays it out."""
-
-        split = P(distributed.AXIS)  # a leading agent axis, one block per device
-        specs = (split, PER_DEVICE, REPLICATED, split, REPLICATED)
-        return self._map(self._update, in_specs=specs, out_specs=(REPLICATED, PER_DEVICE))(
-            grads, opt_state, params, counts, round_index
-        )
-
-    def _round(self, carry, _):
-        st, opt_state = carry
-        key, k_time, k_traj = jax.random.split(st.key, 3)
-        if self.candidates:
-            rnd, tg, seg, valid = self._taken(st, k_time, k_traj)
-        else:
-            rnd = self.round_timing(k_time, st.round)
-            ids, seg, valid, keys = self.layout(rnd.counts, k_traj)
-            tg = self.ctx.trajectory_gradients(st.params, keys, ids, st.obs_stats)
+    def finish(self, st: TrainState, opt_state, key, rnd, tg, seg, valid):
+        """The end of a round: the contributions (per segment) through the aggregator, the server step,
+        the AllReduce of the round's counts, the new state and the round's metrics."""
         pg = gpomdp.sum_per_segment(tg, seg, valid, self.contributors)
         dropped_before = opt_state.dropped
-        upd, opt_state = self._update(pg.grad_sums, opt_state, st.params, pg.counts, st.round)
+
+        def update(first):
+            wrapper = self.aggregator(self.ctx.inner, first)
+            return wrapper.update(pg.grad_sums, opt_state, st.params, counts=pg.counts)
+
+        upd, opt_state = first_or_later(st.round, self.first_differs, False, update)
         params = optax.apply_updates(st.params, upd)
         steps, ret_sum, n_ret, dropped = distributed.all_reduce(
             (
@@ -236,9 +239,26 @@ class Aggregating:
         )
         return (st, opt_state), metrics
 
+    def server_update(self, grads, opt_state, params, counts, round_index):
+        """The aggregator's update on one contribution outside a round (the Ray learner): ``grads`` and
+        ``counts`` per agent ``[n, ...]``, ``opt_state`` as :meth:`init` lays it out."""
+
+        def device(grads, opt_state, params, counts, round_index):
+            def update(first):
+                wrapper = self.aggregator(self.ctx.inner, first)
+                return wrapper.update(grads, opt_state, params, counts=counts)
+
+            return first_or_later(round_index, self.first_differs, False, update)
+
+        split = P(distributed.AXIS)  # a leading agent axis, one block per device
+        specs = (split, PER_DEVICE, REPLICATED, split, REPLICATED)
+        return self._map(device, in_specs=specs, out_specs=(REPLICATED, PER_DEVICE))(
+            grads, opt_state, params, counts, round_index
+        )
+
     def steps(self, state: TrainState, length: int):
         def device_steps(st, opt_state):
-            (st, opt_state), metrics = jax.lax.scan(self._round, (st, opt_state), None, length=length)
+            (st, opt_state), metrics = jax.lax.scan(self.round, (st, opt_state), None, length=length)
             return st, opt_state, metrics
 
         mapped = self._map(

@@ -81,10 +81,13 @@ class Method(Protocol):
     ``next_time(state) -> scalar``: the time at which the next step will end (consistent with steps).
     ``inner_state(opt_state)``: the state holding the inner optimizer's (for theta_t).
     ``stalled``: the error message when the clock becomes infinite.
+    ``advance``: None (the equal-time runner steps one at a time), or ``advance(state, carry, more, record)``
+      running steps while ``more`` holds (AFedPG along its known schedule: arrivals in blocks).
     """
 
     mesh: jax.sharding.Mesh
     stalled: str
+    advance: Callable | None
 
     def init(self, params, key, inner, put: Callable, obs_stats=None) -> tuple: ...
 

@@ -15,8 +15,10 @@ Predicted round time: ``jnigt.theory.malenia_round_time`` B, exact clock in ``[L
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import jax
 import numpy as np
 
 from jnigt import theory
@@ -25,8 +27,8 @@ from jnigt.distributed import AXIS
 from jnigt.training.build import first_batch
 from jnigt.training.methods._aggregating import (
     Aggregating,
-    by_round,
     check_divides,
+    first_or_later,
     per_agent_layout,
     periodic_bracket,
 )
@@ -81,30 +83,55 @@ def round_time(c, kappa, batch_size) -> theory.RoundTime:
     return theory.RoundTime(theory.malenia_round_time(cs, m), float(np.max(k)), low, 2 * low, False)
 
 
-def build(ctx: Context, plan: Plan) -> Aggregating:
-    c, t = ctx.config, ctx.timing
-    local_agents = plan.accumulators
-    m_first = first_batch(c)
-    max_per_agent = plan.max_per_agent
-    taken = plan.candidates > 0
-    return Aggregating(
-        ctx=ctx,
-        round_timing=by_round(
-            m_first,
+@dataclasses.dataclass(frozen=True, eq=False)
+class Malenia(Aggregating):
+    def aggregator(self, inner, first: bool):
+        return aggregator(inner, self.ctx.config, self.plan.accumulators, AXIS, first)
+
+    def close(self, key, round_index):
+        c = self.ctx.config
+        return first_or_later(
+            round_index,
+            first_batch(c),
             c.batch_size,
-            lambda m, key: timing_lib.malenia_round(t, c.horizon, m, key, max_per_agent),
-        ),
-        layout=None if taken else per_agent_layout(plan.slots, local_agents),
-        contributors=local_agents,
-        wrap=lambda inner, first: aggregator(inner, c, local_agents, AXIS, first),
-        first_differs=m_first != c.batch_size,
+            lambda m: timing_lib.malenia_round(self.ctx.timing, c.horizon, m, key, self.plan.max_per_agent),
+        )
+
+    def close_on(self, arrivals, round_index):
+        c = self.ctx.config
+        return first_or_later(
+            round_index,
+            first_batch(c),
+            c.batch_size,
+            lambda m: timing_lib.malenia_from_arrivals(self.ctx.timing, arrivals, m),
+        )
+
+    def round(self, carry, _):
+        """A Malenia round: the clock runs until every agent delivered and the harmonic mean of the counts
+        reaches M / n; each device samples its agents' gradients at theta~, one segment per agent, and
+        the server steps on the mean of the per-agent means."""
+        st, opt_state = carry
+        key, k_time, k_traj = jax.random.split(st.key, 3)
+        if self.candidates:  # charge "taken": the close needs the trajectories' lengths first
+            rnd, tg, seg, valid = self.sample_candidates(st, k_time, k_traj)
+        else:
+            rnd = self.close(k_time, st.round)
+            layout = per_agent_layout(self.plan.slots, self.plan.accumulators)
+            ids, seg, valid, keys = layout(rnd.counts, k_traj)
+            tg = self.ctx.trajectory_gradients(st.params, keys, ids, st.obs_stats)
+        return self.finish(st, opt_state, key, rnd, tg, seg, valid)
+
+
+def build(ctx: Context, plan: Plan) -> Malenia:
+    c = ctx.config
+    return Malenia(
+        ctx=ctx,
+        plan=plan,
+        contributors=plan.accumulators,
+        first_differs=first_batch(c) != c.batch_size,
         stalled=(
             f"the simulated clock became infinite: a Malenia round ran out of its slot buffers under "
-            f"jitter={c.jitter}, charge={c.charge!r} ({max_per_agent} trajectories per agent); raise "
+            f"jitter={c.jitter}, charge={c.charge!r} ({plan.max_per_agent} trajectories per agent); raise "
             f"malenia_slack (now {c.malenia_slack})"
-        ),
-        candidates=plan.candidates,
-        arrivals_round=by_round(
-            m_first, c.batch_size, lambda m, a: timing_lib.malenia_from_arrivals(t, a, m)
         ),
     )

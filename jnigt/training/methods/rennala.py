@@ -7,15 +7,17 @@ Predicted round time: ``jnigt.theory.rennala_round_time`` B (the Rennala SGD bou
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import jax
 import numpy as np
 
 from jnigt import theory
 from jnigt import timing as timing_lib
 from jnigt.distributed import AXIS
 from jnigt.training.build import first_batch
-from jnigt.training.methods._aggregating import Aggregating, by_round, periodic_bracket, pooled_layout
+from jnigt.training.methods._aggregating import Aggregating, first_or_later, periodic_bracket, pooled_layout
 from jnigt.training.methods._common import Context, Plan
 from jnigt.transforms import rennala
 
@@ -51,22 +53,50 @@ def round_time(c, kappa, batch_size) -> theory.RoundTime:
     return theory.RoundTime(t, float(np.max(k)), t / 2, t, False)
 
 
-def build(ctx: Context, plan: Plan) -> Aggregating:
-    c, t = ctx.config, ctx.timing
-    m_first = first_batch(c)
-    taken = plan.candidates > 0
-    return Aggregating(
+@dataclasses.dataclass(frozen=True, eq=False)
+class Rennala(Aggregating):
+    def aggregator(self, inner, first: bool):
+        return aggregator(inner, self.ctx.config, 1, AXIS, first)
+
+    def close(self, key, round_index):
+        c = self.ctx.config
+        return first_or_later(
+            round_index,
+            first_batch(c),
+            c.batch_size,
+            lambda m: timing_lib.rennala_round(self.ctx.timing, c.horizon, m, key),
+        )
+
+    def close_on(self, arrivals, round_index):
+        c = self.ctx.config
+        return first_or_later(
+            round_index,
+            first_batch(c),
+            c.batch_size,
+            lambda m: timing_lib.rennala_from_arrivals(self.ctx.timing, arrivals, m),
+        )
+
+    def round(self, carry, _):
+        """A Rennala round: the clock names the round's M gradients (whoever delivers them), they are
+        sampled at theta~ pooled over the devices' slots, and the server steps on their mean."""
+        st, opt_state = carry
+        key, k_time, k_traj = jax.random.split(st.key, 3)
+        if self.candidates:  # charge "taken": the close needs the trajectories' lengths first
+            rnd, tg, seg, valid = self.sample_candidates(st, k_time, k_traj)
+        else:
+            rnd = self.close(k_time, st.round)
+            ids, seg, valid, keys = pooled_layout(self.plan.slots)(rnd.counts, k_traj)
+            tg = self.ctx.trajectory_gradients(st.params, keys, ids, st.obs_stats)
+        return self.finish(st, opt_state, key, rnd, tg, seg, valid)
+
+
+def build(ctx: Context, plan: Plan) -> Rennala:
+    c = ctx.config
+    return Rennala(
         ctx=ctx,
-        round_timing=by_round(
-            m_first, c.batch_size, lambda m, key: timing_lib.rennala_round(t, c.horizon, m, key)
-        ),
-        layout=None if taken else pooled_layout(plan.slots),
-        contributors=-(-c.num_agents // ctx.mesh.devices.size) if taken else plan.slots,
-        candidates=plan.candidates,
-        arrivals_round=by_round(
-            m_first, c.batch_size, lambda m, a: timing_lib.rennala_from_arrivals(t, a, m)
-        ),
-        wrap=lambda inner, first: aggregator(inner, c, 1, AXIS, first),
+        plan=plan,
+        contributors=-(-c.num_agents // ctx.mesh.devices.size) if plan.candidates else plan.slots,
+        # the wrapper itself closes the first round at M_init
         first_differs=False,
         stalled="the simulated clock became infinite: no live agent can fill a Rennala batch",
     )

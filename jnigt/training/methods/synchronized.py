@@ -7,8 +7,10 @@ one AllReduce ``max_i kappa_i``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import jax
 import numpy as np
 
 from jnigt import theory
@@ -17,8 +19,8 @@ from jnigt.distributed import AXIS
 from jnigt.training.build import first_batch
 from jnigt.training.methods._aggregating import (
     Aggregating,
-    by_round,
     check_divides,
+    first_or_later,
     per_agent_layout,
     periodic_bracket,
 )
@@ -71,22 +73,47 @@ def round_time(c, kappa, batch_size) -> theory.RoundTime:
     return theory.RoundTime(t, float(np.max(k)), t, t, True)
 
 
-def build(ctx: Context, plan: Plan) -> Aggregating:
-    c, t = ctx.config, ctx.timing
-    local_agents = c.num_agents // ctx.mesh.devices.size
-    first_share, share = _shares(c)
-    return Aggregating(
+@dataclasses.dataclass(frozen=True, eq=False)
+class Synchronized(Aggregating):
+    def aggregator(self, inner, first: bool):
+        return aggregator(inner, self.ctx.config, self.contributors, AXIS, first)
+
+    def close(self, key, round_index):
+        t, horizon = self.ctx.timing, self.ctx.config.horizon
+        first_share, share = _shares(self.ctx.config)
+        return first_or_later(
+            round_index, first_share, share, lambda p: timing_lib.synchronized_round(t, horizon, p, key)
+        )
+
+    def close_on(self, arrivals, round_index):
+        first_share, share = _shares(self.ctx.config)
+        return first_or_later(
+            round_index,
+            first_share,
+            share,
+            lambda p: timing_lib.synchronized_from_arrivals(self.ctx.timing, arrivals, p),
+        )
+
+    def round(self, carry, _):
+        """A synchronized round: the clock waits for every agent's share; each device samples its agents'
+        shares at theta~, one segment per agent, and the server steps on their mean."""
+        st, opt_state = carry
+        key, k_time, k_traj = jax.random.split(st.key, 3)
+        if self.candidates:  # charge "taken": the close needs the trajectories' lengths first
+            rnd, tg, seg, valid = self.sample_candidates(st, k_time, k_traj)
+        else:
+            rnd = self.close(k_time, st.round)
+            ids, seg, valid, keys = per_agent_layout(self.plan.slots, self.contributors)(rnd.counts, k_traj)
+            tg = self.ctx.trajectory_gradients(st.params, keys, ids, st.obs_stats)
+        return self.finish(st, opt_state, key, rnd, tg, seg, valid)
+
+
+def build(ctx: Context, plan: Plan) -> Synchronized:
+    first_share, share = _shares(ctx.config)
+    return Synchronized(
         ctx=ctx,
-        round_timing=by_round(
-            first_share, share, lambda p, key: timing_lib.synchronized_round(t, c.horizon, p, key)
-        ),
-        layout=None if plan.candidates else per_agent_layout(plan.slots, local_agents),
-        contributors=local_agents,
-        wrap=lambda inner, first: aggregator(inner, c, local_agents, AXIS, first),
+        plan=plan,
+        contributors=ctx.config.num_agents // ctx.mesh.devices.size,
         first_differs=first_share != share,
-        candidates=plan.candidates,
-        arrivals_round=by_round(
-            first_share, share, lambda p, a: timing_lib.synchronized_from_arrivals(t, a, p)
-        ),
         stalled="the simulated clock became infinite: a synchronized round waits for an agent that never delivers",
     )
