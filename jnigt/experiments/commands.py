@@ -100,9 +100,8 @@ class ReproduceArgs(CommonArgs):
     """The paper's panels (jnigt.experiments.panels) at one size, tuned and reported."""
 
     size: str = "cpu"
-    """tiny | cpu | full. Run time: tiny about 1-5 min on a CPU; cpu all 13 panels in 44 min on 2 CPU
-    cores (measured from an empty compile cache; 2-6 min per panel); full on one GPU: estimated, not
-    measured, in docs/results/full_run_estimate.txt (README "Reproducing the paper")"""
+    """tiny | cpu | full. Run time: tiny minutes on a CPU; cpu measured in docs/results/equal_time.md;
+    full on one GPU: estimated, not measured, in docs/results/full_run_estimate.txt (docs/experiments.md)"""
     panels: tuple[str, ...] = ()
     """panel names (default: all of the size)"""
     out: str = "runs/paper"

@@ -34,10 +34,9 @@ the heterogeneous setting of Malenia, beyond the paper. ``main_c_trajectory``: s
 h_i is charged per gradient (trajectory) instead of per environment step (``TrainConfig.time_unit``);
 ``main_c`` is the per-step unit. At ``tiny`` the reacher/walker2d/hopper panels use ``fast`` too.
 
-Expected run time (``jnigt reproduce``): ``tiny`` about 1-5 minutes on a CPU; ``cpu`` all 13 panels
-in 43 min 29 s on 2 CPU cores (measured from an empty compilation cache, with the test suite beside it
-for 20 minutes; docs/results/equal_time.md; 102-344 s per panel, ``humanoid_c`` 342 s, see
-:data:`HUMANOID_CPU`); ``full`` on one GPU: estimated, not measured, in docs/results/full_run_estimate.txt
+Run time (``jnigt reproduce``): ``tiny`` minutes on a CPU; ``cpu`` all 13 panels, measured in
+docs/results/equal_time.md (wall times per panel in docs/results/equal_time/walls.json); ``full`` on one
+GPU: estimated, not measured, in docs/results/full_run_estimate.txt
 (``scripts/estimate_full_run.py``: the env steps :func:`jnigt.theory.round_time` predicts, over an ASSUMED
 throughput that ``scripts/device_check.py`` measures once an accelerator is lent). At ``full`` the runs per
 call default to all tuning runs of one (method, M) that fit in memory (:attr:`Scale.fill`).
@@ -128,13 +127,8 @@ SCALES = {
 }
 
 
-#: The humanoid panel of size cpu, sized from measurements on the shared 2-core CPU (scripts/bench_humanoid.py,
-#: docs/results/bench_humanoid.json; spring, n = 10, M = 20, load average 2.4-8): one Trainer chunk compiles
-#: in 65-155 s; steady 0.21 s per Rennala round at H = 50 (0.46 s at H = 100), 0.33 s per Synchronized round,
-#: 0.038 s per AFedPG arrival (0.065 s at H = 100). The panel's own vmapped calls of 5 runs (``--panel-calls``,
-#: load average 6.5): compile 144-155 s per method, then 1.2 s per Rennala round, 2.1 s per Synchronized
-#: round, 0.057 s per AFedPG arrival for the 5 runs; 3 calls per method (10 tuning runs + 5 report seeds):
-#: 219 + 231 + 215 = 665 s, about 11 minutes (less on an idle machine: the compiles dominate).
+#: The humanoid panel of size cpu, sized from measurements on the shared 2-core CPU (scripts/bench_humanoid.py;
+#: the figures are in docs/results/bench_humanoid.json): H = 50 and 20 rounds keep it to minutes there.
 def _small_grid(*log2_alphas: int) -> TuningGrid:
     """A panel's own small cpu grid: alpha = 2^k for k in ``log2_alphas`` x eta = 0.1 x M = 20, 2 + 5 seeds."""
     return TuningGrid(
@@ -163,7 +157,7 @@ HUMANOID_CPU = dict(
 #: cosine of about 0.7 drops from 770 trajectories to 100). At gamma = 0.99 and 30 rounds no method improved
 #: on the initial return (docs/results/equal_time); gamma = 0.9 (same for every method; returns are still reported
 #: undiscounted) and 100 rounds, so that Rennala's normalised steps (length alpha) can travel far enough: the
-#: panel alone (197 s) gave initial -48.6 -> Rennala -20.8 [-29.1, -17.2], Synchronized -25.1, AFedPG -20.1.
+#: panel alone gave initial -48.6 -> Rennala -20.8 [-29.1, -17.2], Synchronized -25.1, AFedPG -20.1.
 REACHER_CPU = dict(
     discount=0.9,
     rounds=100,
@@ -176,7 +170,7 @@ REACHER_CPU = dict(
 #: Rounds of the hetero panel at size cpu. Malenia makes one update per round (a round waits for the slow agent:
 #: 6000 time units against 91 per AFedPG arrival), so 30 rounds are only 30 normalised steps; its tuned alpha
 #: (2^-4) rose to 38 on the tuning seeds but gave 23 (initial 21.8) on the report seeds. 90 rounds (3x the
-#: simulated time; n = 2 keeps it cheap): the panel alone (305 s) gave initial 21.75 -> Malenia 40.5 [35.4, 40.7]
+#: simulated time; n = 2 keeps it cheap): the panel alone gave initial 21.75 -> Malenia 40.5 [35.4, 40.7]
 #: (alpha 2^-6), AFedPG 39.6 [30.8, 42.8] (median final [20%, 80%] of 5 report seeds).
 HETERO_CPU_ROUNDS = 90
 
