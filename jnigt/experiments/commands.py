@@ -53,7 +53,7 @@ class ProblemArgs:
     def panel(self, name: str, methods: tuple[str, ...]) -> panels.Panel:
         return panels.Panel(
             name=name,
-            title=f"{self.env}, n={self.num_agents}, h={self.step_model}, kappa={self.comm_model}",
+            title=f"{self.env} (H={self.horizon}), n={self.num_agents}, h={self.step_model}, kappa={self.comm_model}",
             env=self.env,
             num_agents=self.num_agents,
             step_model=self.step_model,
