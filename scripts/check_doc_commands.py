@@ -1,31 +1,38 @@
 """Run (or list) every shell command of the ```bash blocks of README.md and docs/*.md.
 
-The Python blocks are run by the test suite (tests/test_docs.py); the shell commands train, tune and
-benchmark for minutes to hours, so they are checked here, outside the suite:
+The Python blocks are run by the test suite (tests/test_docs.py), and so are the README's training and
+comparison commands at a tiny size; the shell commands as written train, tune and benchmark for minutes
+to hours, so they are run here, outside the suite:
 
     python scripts/check_doc_commands.py --dry-run     # list each command and what would run
-    python scripts/check_doc_commands.py               # run them all, with tiny overrides
-    python scripts/check_doc_commands.py --as-written  # run them exactly as written (hours)
-    python scripts/check_doc_commands.py --only theory # only the commands matching a regex
+    python scripts/check_doc_commands.py               # run them all as written (hours)
+    python scripts/check_doc_commands.py --tiny        # run them all with tiny overrides (minutes)
+    python scripts/check_doc_commands.py --only compare # only the commands matching a regex
 
 Commands run one after the other, in the order of the docs, in ONE working folder: a copy of this
 checkout's files (tracked and untracked, not ignored; ``--work DIR`` to choose it, kept afterwards), so
-that a command can read what an earlier one wrote (``jnigt plot runs/demo ...``) and nothing lands in the
-checkout. The tiny overrides (:data:`TINY`) only append options that shrink the work (rounds, seeds, grid
-points, sizes); later options win in tyro and argparse, so the command's own options stay as written
-otherwise. ``pip install ...`` parts of a command are skipped unless ``--install``, which first makes a
-fresh virtual environment in the working folder and runs every command with it (as on a fresh machine).
-Exit status: 0 when every command that ran exited 0, 1 otherwise; each command's output is in
-``<work>/logs/``.
+that a command can read what an earlier one wrote (``jnigt plot runs/one ...``) and nothing lands in the
+checkout. Run as written, every training and comparison command (``jnigt train``, ``jnigt compare``) must
+also LEARN: its final evaluation above its initial one (for ``jnigt compare``: every method's median over
+the report seeds; :func:`learned`). The tiny overrides (:data:`TINY`, ``--tiny``) only append options that
+shrink the work (rounds, seeds, grid points, sizes); later options win in tyro and argparse, so the
+command's own options stay as written otherwise; shrunk runs are not asked to learn. ``pip install ...``
+parts of a command are skipped unless ``--install``, which first makes a fresh virtual environment in the
+working folder and runs every command with it (as on a fresh machine). Exit status: 0 when every command
+that ran exited 0 (and learned), 1 otherwise; each command's output is in ``<work>/logs/``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
 import pathlib
 import re
+import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,17 +43,20 @@ FENCE = re.compile(r"^```(\w*)\s*$")
 
 #: (regex searched in one command, options appended to it): the first match applies.
 TINY_TRAIN = "--rounds 2 --eval-every 2 --eval-episodes 2"
+TINY_COMPARE = "--rounds 2 --grid-points 3 --tune-seeds 1 --seeds 2 --eval-episodes 2"
 TINY = [
     (r"^python -m pytest\b", "--collect-only"),  # the full suite is .ci/run's job
     (r"^jnigt train --help", ""),
     (r"^jnigt train\b", TINY_TRAIN),
-    (r"^jnigt compare\b", "--rounds 2 --grid-points 3 --tune-seeds 1 --seeds 2 --eval-episodes 2"),
+    (r"^jnigt compare\b", TINY_COMPARE),
     (r"^jnigt sweep\b", "--rounds 2 --grid-points 3 --seeds 1 --eval-episodes 2"),
     (r"^jnigt reproduce\b", "--size tiny"),
-    (r"scripts/reproduce_(paper|heterogeneous)\.py", "--size tiny"),
+    (r"scripts/launch_local\.py", TINY_TRAIN),
     (r"scripts/bench_sweep\.py .*--ks", "--ks 2 --rounds 1 --reps 1 --seq-runs 1 --loop-runs 1"),
     (r"scripts/ray_vs_simulator\.py", "--envs lqr --agents 4 --time-scales 1e-3 --rounds 2"),
 ]
+#: the commands that train or compare, and so must learn when run as written
+LEARNS = re.compile(r"^jnigt (train|compare)\b(?!.*--help)")
 
 
 def code_blocks(path: pathlib.Path, language: str) -> list[tuple[int, str]]:
@@ -112,6 +122,41 @@ def without_installs(command: str) -> tuple[str, list[str]]:
     return " && ".join(kept), [p for p in parts if p.startswith("pip install")]
 
 
+def learned(part: str, cwd: pathlib.Path) -> str | None:
+    """None when the training or comparison command ``part`` (already run in ``cwd``) learned, else why not:
+    ``jnigt train``: the run's last evaluation above its first (metrics.jsonl); ``jnigt compare``: every
+    method's median return over the report seeds at the last grid time above that at time 0."""
+    args = shlex.split(part)[2:]
+    if part.startswith("jnigt train"):
+        from jnigt import cli
+
+        opts, (config,) = cli.parse_train(args)
+        path = cwd / opts.out / f"{config.method}+{config.optimizer}" / "metrics.jsonl"
+        evals = [
+            r["eval_return"] for r in map(json.loads, path.read_text().splitlines()) if "eval_return" in r
+        ]
+        if len(evals) < 2 or not (evals[-1] is not None and evals[0] is not None and evals[-1] > evals[0]):
+            return f"{path}: evaluations {evals[0]} -> {evals[-1]}" if evals else f"{path}: no evaluation"
+        return None
+    from jnigt.cli_support import parse
+    from jnigt.experiments.commands import CompareArgs
+
+    path = cwd / parse(CompareArgs, args, "jnigt compare").out / "compare_curves.csv"
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    worse = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        times = sorted({float(r["time"]) for r in mine})
+        first, last = (
+            statistics.median(float(r["eval_return"]) for r in mine if float(r["time"]) == t)
+            for t in (times[0], times[-1])
+        )
+        if not last > first:
+            worse.append(f"{method} {first:.4g} -> {last:.4g}")
+    return f"{path}: median return did not rise: {', '.join(worse)}" if worse else None
+
+
 def copy_checkout(dest: pathlib.Path) -> None:
     """The checkout's files (tracked and untracked, not ignored) into ``dest``."""
     files = subprocess.run(
@@ -131,7 +176,9 @@ def copy_checkout(dest: pathlib.Path) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dry-run", action="store_true", help="list the commands and what would run; run nothing")
-    p.add_argument("--as-written", action="store_true", help="no tiny overrides (full sizes: hours)")
+    p.add_argument(
+        "--tiny", action="store_true", help="append the tiny overrides (minutes; nothing must learn)"
+    )
     p.add_argument("--install", action="store_true", help="run the pip install parts, in a fresh venv")
     p.add_argument("--only", default=None, help="run only the commands matching this regex")
     p.add_argument("--work", default=None, help="working folder (default: a new temporary one)")
@@ -142,7 +189,7 @@ def main(argv=None) -> int:
     for where, written in commands():
         if a.only is not None and not re.search(a.only, written):
             continue
-        run = written if a.as_written else tiny(written)
+        run = tiny(written) if a.tiny else written
         skipped: list[str] = []
         if not a.install:
             run, skipped = without_installs(run)
@@ -197,7 +244,15 @@ def main(argv=None) -> int:
                 ).returncode
             except subprocess.TimeoutExpired:
                 rc = "timeout"
-        status = "PASS" if rc == 0 else f"FAIL (exit {rc})"
+        if rc == 0 and not a.tiny:
+            for part in run.split(" && "):
+                if LEARNS.search(part):
+                    why = learned(part, checkout)
+                    if why is not None:
+                        rc = "did not learn"
+                        with open(log, "a") as f:
+                            f.write(f"did not learn: {why}\n")
+        status = "PASS" if rc == 0 else f"FAIL ({rc if isinstance(rc, str) else f'exit {rc}'})"
         passed, failed = passed + (rc == 0), failed + (rc != 0)
         note = f"   [skipped: {' && '.join(skipped)}]" if skipped else ""
         print(f"{status} {where} {time.perf_counter() - t0:.0f} s: {run}{note}", flush=True)

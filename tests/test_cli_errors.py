@@ -107,7 +107,7 @@ def test_help_lists_every_command_with_a_line_and_train_shows_the_everyday_optio
         cli.main(["train", "--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    everyday = max(out.index(f) for f in ("--out", "--methods", "--env", "--num-agents", "--rounds"))
+    everyday = max(out.index(f) for f in ("--out", "--method", "--env", "--num-agents", "--rounds"))
     assert everyday < min(out.index(f) for f in ("--devices", "--coordinator", "--cache-dir"))
 
 

@@ -1,31 +1,30 @@
-"""The reproduction scripts (thin wrappers over jnigt.experiments) run every panel end to end at
+"""``jnigt reproduce`` (jnigt.experiments.commands.reproduce_command) runs every panel end to end at
 --size tiny ('fast' env, horizon 4, a 2-point tuning grid) and write tables, curves and figures whose
 numbers have the properties the protocol promises."""
 
 import csv
-import importlib.util
 import json
 import math
-import os
-import sys
 
 import numpy as np
 import pytest
 
-from jnigt.experiments import cache, crosscheck, files, panels, results, stats, tuning
+from jnigt.experiments import cache, commands, crosscheck, files, panels, results, stats, tuning
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPTS = os.path.join(ROOT, "scripts")
-
-
-def _load(name):
-    if SCRIPTS not in sys.path:
-        sys.path.insert(0, SCRIPTS)
-    spec = importlib.util.spec_from_file_location(name, os.path.join(SCRIPTS, f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+#: the homogeneous panels and the heterogeneous ones (the default of jnigt reproduce: all of them)
+HOMOGENEOUS = (
+    "main_a",
+    "main_b",
+    "main_c",
+    "reacher_c",
+    "walker2d_c",
+    "hopper_c",
+    "n100_a",
+    "n100_c",
+    "decreasing",
+    "main_c_trajectory",
+)
+HETEROGENEOUS = ("hetero", "physics")
 
 
 def _read_csv(path):
@@ -76,24 +75,24 @@ def _check_panel(out, panel):
     assert [r["method"] for r in xc] == list(panel.methods) and all(r["consistent"] for r in xc), xc
 
 
-def _run(script, out, capsys):
-    mod = _load(script)
+def _run(names, out, capsys):
+    args = commands.ReproduceArgs(size="tiny", panels=names, out=str(out), progress=False)
     # the persistent compilation cache in its default folder: later runs of the suite start at once
     try:
-        assert mod.main(["--size", "tiny", "--out", str(out), "--no-progress"]) == 0
+        assert commands.reproduce_command(args) == 0
     finally:
         cache.enable_compilation_cache(None)
     printed = capsys.readouterr().out
     walls = json.load(open(out / "walls.json"))
-    return mod, printed, walls
+    return printed, walls
 
 
 def test_reproduce_paper_tiny(tmp_path, capsys):
     out = tmp_path / "paper"
-    mod, printed, walls = _run("reproduce_paper", out, capsys)
+    printed, walls = _run(HOMOGENEOUS, out, capsys)
     table = panels.panels_for("tiny")
     assert "| main_a | fast |" in printed and (out / "panels.md").exists()
-    ran = list(mod.PANELS)
+    ran = list(HOMOGENEOUS)
     assert set(walls["wall_s"]) == set(ran)
     for n in ran:
         _check_panel(out, table[n])
@@ -108,7 +107,7 @@ def test_reproduce_paper_tiny(tmp_path, capsys):
 
 def test_reproduce_heterogeneous_tiny(tmp_path, capsys):
     out = tmp_path / "het"
-    _, _, walls = _run("reproduce_heterogeneous", out, capsys)
+    _, walls = _run(HETEROGENEOUS, out, capsys)
     assert set(walls["wall_s"]) == {"hetero", "physics"}
     table = panels.panels_for("tiny")
     for n in ("hetero", "physics"):

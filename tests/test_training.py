@@ -246,47 +246,25 @@ def test_cli_bad_input_and_help(capsys):
         assert option in out
 
 
-def test_cli_comparison_writes_metrics_and_plot(tmp_path):
-    out = tmp_path / "demo"
-    argv = [
-        "train",
-        "--out",
-        str(out),
-        "--env",
-        "fast",
-        "--backend",
-        "none",
-        "--hidden-sizes",
-        "8",
-        "--horizon",
-        "8",
-        "--batch-size",
-        "4",
-        "--num-agents",
-        "4",
-        "--rounds",
-        "4",
-        "--eval-every",
-        "2",
-        "--eval-episodes",
-        "2",
-        "--devices",
-        "1",
-    ]
-    assert cli.main(argv) == 0
-    for run in ("rennala+nigt", "afedpg+nigt"):
-        rows = [json.loads(line) for line in open(out / run / "metrics.jsonl")]
-        assert rows and all(np.isfinite(r["time"]) for r in rows)
-    # equal simulated time: AFedPG runs chunk by chunk until it reaches Rennala's final time T (its
-    # rounds, rounds x M x n arrivals, are only a cap), so its last chunk is the first to end at >= T
-    t_end = [json.loads(line) for line in open(out / "rennala+nigt" / "metrics.jsonl")][-1]["time"]
+def test_cli_trains_one_configuration_and_end_time_bounds_a_run(tmp_path):
+    out = tmp_path / "one"
+    argv = ["train", "--env", "fast", "--backend", "none", "--hidden-sizes", "8", "--horizon", "8"]
+    argv += ["--batch-size", "4", "--num-agents", "4", "--eval-every", "2", "--eval-episodes", "2"]
+    argv += ["--devices", "1"]
+    assert cli.main([*argv, "--rounds", "4", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in open(out / "rennala+nigt" / "metrics.jsonl")]
+    assert rows and all(np.isfinite(r["time"]) for r in rows)
+    assert os.path.getsize(out / "return_vs_time.png") > 1000
+    # --end-time: AFedPG runs chunk by chunk until its simulated time reaches T (--rounds is only a cap),
+    # so its last chunk is the first to end at >= T
+    t_end = rows[-1]["time"]
+    af = ["--method", "afedpg", "--rounds", "64", "--end-time", str(t_end), "--out", str(out), "--no-plot"]
+    assert cli.main([*argv, *af]) == 0
     ends = [
         r["time"] for r in map(json.loads, open(out / "afedpg+nigt" / "metrics.jsonl")) if "eval_return" in r
     ]
     assert ends[-1] >= t_end and all(t < t_end for t in ends[:-1]), (t_end, ends)
-    saved = json.load(open(out / "afedpg+nigt" / "config.json"))
-    assert saved["end_time"] == t_end and saved["rounds"] == 4 * 4 * 4
-    assert os.path.getsize(out / "return_vs_time.png") > 1000
+    assert json.load(open(out / "afedpg+nigt" / "config.json"))["end_time"] == t_end
     assert cli.main(["plot", str(out), "--out", str(tmp_path / "p.png")]) == 0
     assert os.path.exists(tmp_path / "p.png")
 
@@ -523,15 +501,10 @@ def test_malenia_out_of_slot_buffers_stops_with_an_error_naming_malenia_slack():
 
 # ---------------------------------------------------------------------------- command line
 def test_cli_parses_typed_options():
-    opts, configs = cli.parse_train(
-        []
-    )  # the demo: Rennala NIGT against AFedPG (capped at rounds x M arrivals)
-    assert [(c.method, c.optimizer) for c in configs] == [("rennala", "nigt"), ("afedpg", "nigt")]
-    first = configs[0]
-    assert configs[1].rounds == first.rounds * first.batch_size * first.num_agents and opts.out == "runs/demo"
-    assert configs[1].eval_every == first.eval_every * first.batch_size and first.end_time is None
-    _, ray_configs = cli.parse_train(["--executor", "ray"])  # wall-clock time: equal gradient budgets
-    assert ray_configs[1].rounds == first.rounds * first.batch_size
+    opts, (first,) = cli.parse_train([])  # one configuration: TrainConfig's defaults
+    assert first == TrainConfig() and opts.out.startswith(
+        os.path.join("runs", "inverted_pendulum-simulated-")
+    )
     assert opts.resume and opts.plot and not opts.pmap
     argv = ["--method", "malenia", "--step-model", "1,10", "--num-agents", "2", "--backend", "none"]
     opts, (c,) = cli.parse_train(
@@ -547,8 +520,8 @@ def test_cli_parses_typed_options():
     assert not opts.resume and opts.pmap
     _, (c,) = cli.parse_train(["--method", "afedpg", "--step-model", "1", "10", "--num-agents", "2"])
     assert c.step_model == (1.0, 10.0) and c.rounds == TrainConfig().rounds  # a single run keeps its rounds
-    _, configs = cli.parse_train(["--methods", "rennala+adam,malenia", "--time-unit", "step"])
-    assert [(c.method, c.optimizer) for c in configs] == [("rennala", "adam"), ("malenia", "nigt")]
+    _, (c,) = cli.parse_train(["--method", "rennala", "--optimizer", "adam", "--time-unit", "step"])
+    assert (c.method, c.optimizer) == ("rennala", "adam")
 
 
 @pytest.mark.parametrize(
@@ -559,7 +532,7 @@ def test_cli_parses_typed_options():
             ["train", "--time-unit", "hours"],
             "--time-unit: must be one of step, trajectory",
         ),
-        (["train", "--methods", ","], "--methods must list at least one method"),
+        (["train", "--methods", "rennala,afedpg"], "--methods: jnigt train trains one configuration"),
         (["train", "--momentum", "0"], "momentum"),
         (["plot", "/nonexistent/run", "--out", "/nonexistent/dir/p.png"], ""),
     ],

@@ -53,7 +53,7 @@ class ProblemArgs:
     def panel(self, name: str, methods: tuple[str, ...]) -> panels.Panel:
         return panels.Panel(
             name=name,
-            title=f"{self.env}, n={self.num_agents}, h={self.step_model}, kappa={self.comm_model}",
+            title=f"{self.env} (H={self.horizon}), n={self.num_agents}, h={self.step_model}, kappa={self.comm_model}",
             env=self.env,
             num_agents=self.num_agents,
             step_model=self.step_model,
@@ -100,9 +100,8 @@ class ReproduceArgs(CommonArgs):
     """The paper's panels (jnigt.experiments.panels) at one size, tuned and reported."""
 
     size: str = "cpu"
-    """tiny | cpu | full. Run time: tiny about 1-5 min on a CPU; cpu all 13 panels in 44 min on 2 CPU
-    cores (measured from an empty compile cache; 2-6 min per panel); full on one GPU: estimated, not
-    measured, in docs/results/full_run_estimate.txt (README "Reproducing the paper")"""
+    """tiny | cpu | full. Run time: tiny minutes on a CPU; cpu measured in docs/results/equal_time.md;
+    full on one GPU: estimated, not measured, in docs/results/full_run_estimate.txt (docs/experiments.md)"""
     panels: tuple[str, ...] = ()
     """panel names (default: all of the size)"""
     out: str = "runs/paper"

@@ -147,8 +147,8 @@ class TrainConfig:
     """time_unit step: what a trajectory costs: horizon (H h_i, also after early termination) | taken (the L
     steps it took, L h_i; rounds then sample candidate trajectories first, docs/algorithms.md#simulated-time)"""
     end_time: float | None = None
-    """stop after the first chunk whose simulated time reaches end_time (rounds is then an upper bound);
-    `jnigt train --methods` sets it so that every method runs to the same simulated time"""
+    """stop after the first chunk whose simulated time reaches end_time (rounds is then an upper bound; an
+    equal-time comparison of methods is jnigt compare, jnigt/experiments/sweep.py)"""
     obs_norm: str = "off"
     """off: the policy sees raw observations | initial: (s - mean) / std clipped to [-10, 10], mean and std
     fixed by a rollout of the initial policy, kept in the state (docs/algorithms.md#obs-norm); every method alike"""
