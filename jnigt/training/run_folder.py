@@ -216,7 +216,9 @@ class RunFolder:
             if tensorboard:
                 from tensorboardX import SummaryWriter
 
-                self._writer = SummaryWriter(os.path.join(out_dir, "tb"), purge_step=int(self.state.round) + 1)
+                self._writer = SummaryWriter(
+                    os.path.join(out_dir, "tb"), purge_step=int(self.state.round) + 1
+                )
 
     def append(self, rows: list[dict], tensorboard: bool = True) -> None:
         """New metric rows: to metrics.jsonl and (unless ``tensorboard=False``) TensorBoard."""
