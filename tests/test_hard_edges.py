@@ -1,5 +1,7 @@
 """Hard edges of jnigt.transforms: composition with Optax, starved agents, dropped gradients, bad input."""
 
+import os
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -529,6 +531,14 @@ def test_no_readable_checkpoint_says_what_to_do(tmp_path):
         _train(tmp_path)
     _, st, rows = _train(tmp_path, resume=False)  # starting over works
     assert int(st.round) == 6 and len(rows) == 7
+
+
+def test_starting_over_deletes_the_old_checkpoints(tmp_path):
+    """orbax skips a save at a step that exists: without the deletion, a later resume would restore the old
+    run's round-6 checkpoint instead of the new run's round 2 (jnigt/training/run_folder.py)."""
+    _train(tmp_path)  # checkpoints at rounds 4 and 6 (max_to_keep=2)
+    _, st, _ = _train(tmp_path, resume=False, stop_after_chunks=1)
+    assert int(st.round) == 2 and sorted(os.listdir(tmp_path / "checkpoints")) == ["2"]
 
 
 def test_metrics_line_cut_after_the_checkpoint_does_not_block_resuming(tmp_path):

@@ -11,7 +11,7 @@ from brax.envs.base import Wrapper
 from jnigt import cli
 from jnigt.gradients import gpomdp, obs_norm
 from jnigt.training import TrainConfig, Trainer, train
-from jnigt.training.loop import OBS_STATS_STREAM
+from jnigt.training.learner import OBS_STATS_STREAM
 
 LQR = dict(
     env="lqr",
@@ -175,14 +175,9 @@ def test_bad_obs_norm_settings_are_refused(kwargs, error, match):
     assert TrainConfig(**{**LQR, "obs_norm_episodes": np.int64(5)}).obs_norm_episodes == 5
 
 
-def test_cli_exposes_obs_norm_and_ray_refuses_it():
+def test_cli_exposes_obs_norm():
     _, configs = cli.parse_train(["--obs-norm", "initial", "--obs-norm-episodes", "8", "--method", "rennala"])
     assert (configs[0].obs_norm, configs[0].obs_norm_episodes) == ("initial", 8)
-    pytest.importorskip("ray")
-    from jnigt.executors.ray import train_ray
-
-    with pytest.raises(ValueError, match="obs_norm='initial' is not supported by the Ray executor"):
-        train_ray(TrainConfig(**INITIAL))
 
 
 @pytest.mark.parametrize("method", ["rennala", "afedpg"])

@@ -19,9 +19,11 @@ psutil = pytest.importorskip("psutil")
 
 import jnigt_envs  # noqa: E402
 from jnigt.executors.ray import agent_delays, make_agents, train_ray  # noqa: E402
+from jnigt.gradients.gpomdp import trajectory_gradient  # noqa: E402
 from jnigt.gradients.policy import make_policy  # noqa: E402
 from jnigt.rules import malenia_ready_counts  # noqa: E402
 from jnigt.training import TrainConfig  # noqa: E402
+from jnigt.training.learner import Learner  # noqa: E402
 
 LQR = dict(
     env="lqr",
@@ -131,6 +133,45 @@ def test_rennala_nigt_shrinks_the_lqr_gap_and_resumes(pool, tmp_path):
         train_ray(
             TrainConfig(**{**LQR, "learning_rate": 0.2}, method="rennala", rounds=60, eval_every=30), out
         )
+    # the run folder is the simulator's: an unreadable newest checkpoint falls back to the older one
+    (tmp_path / "run" / "checkpoints" / "60" / "default" / "_METADATA").write_bytes(b"\xff")
+    with pytest.warns(UserWarning, match=r"checkpoints/60 is unreadable .*older checkpoint of round 30"):
+        again = train_ray(cfg, out, slowdown=None, agents=pool)
+    assert again.state["round"] == 60
+    assert [json.loads(line)["round"] for line in open(os.path.join(out, "metrics.jsonl"))] == list(range(61))
+
+
+def test_obs_norm_statistics_reach_the_agents(pool):
+    """obs_norm="initial" under Ray: the learner's statistics are the simulator's (same seed), and the agents
+    compute with them: one synchronized round of one gradient per agent lands where the learner's own update
+    of the same trajectories' gradients under the statistics lands, not where raw observations would."""
+    cfg = TrainConfig(**LQR, method="synchronized", batch_size=4, rounds=1, eval_every=1, obs_norm="initial")
+    run = train_ray(cfg, slowdown=None, agents=pool)
+    assert [r["agent_counts"] for r in run.rows[1:]] == [[1, 1, 1, 1]]
+    learner = Learner(cfg, num_devices=1)
+    start = learner.init(cfg.seed)
+    chex.assert_trees_all_equal(run.state["obs_stats"], start.obs_stats)
+
+    agents = jnp.arange(cfg.num_agents)  # agent i's first trajectory at round 0's point (ray_agent.Agent)
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(jax.random.key(cfg.seed), 0), i))(agents)
+    keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
+    grads = jax.jit(
+        lambda stats: jax.vmap(
+            lambda k, i: (
+                trajectory_gradient(learner.policy, learner.env, start.params, k, i, 10, 0.9, stats).grad
+            )
+        )(keys, agents)
+    )
+
+    def one_round(obs_stats):
+        state, g = start, grads(obs_stats)
+        for i in range(cfg.num_agents):
+            state, _ = learner.update(state, jax.tree.map(lambda x: x[i], g), i)
+        return state.params
+
+    chex.assert_trees_all_close(run.state["params"], one_round(start.obs_stats), rtol=1e-4, atol=1e-6)
+    with pytest.raises(AssertionError):
+        chex.assert_trees_all_close(run.state["params"], one_round(None), rtol=1e-4, atol=1e-6)
 
 
 def test_rennala_learner_discards_results_of_an_older_round(pool):
