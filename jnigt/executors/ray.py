@@ -259,12 +259,11 @@ class _Driver:
     per live agent (see the module docstring)."""
 
     def __init__(self, ray, config, out_dir, actors, delays, options: _Options):
-        from jnigt.training import run_folder
+        from jnigt.training import methods, run_folder
         from jnigt.training.learner import Learner
-        from jnigt.training.methods import METHODS
 
         self.ray, self.c, self.o, self.actors = ray, config, options, actors
-        self.module = METHODS[config.method]
+        self.module = methods.get(config.method)
         self.learner = Learner(config, num_devices=1)
         self.state = self.learner.init(config.seed)._replace(method={})  # the simulated clock is not Ray's
         self.folder, self.rows = None, []
@@ -341,7 +340,7 @@ class _Driver:
 
             bar = tqdm(total=c.rounds, initial=self.rnd, unit="round", desc=f"ray {c.method}+{c.optimizer}")
         share = getattr(self.module, "share", None)  # synchronized: each agent delivers its share, then idles
-        one_per_step = self.module.ONE_GRADIENT_PER_STEP  # AFedPG: a stale gradient is the method, not waste
+        one_per_step = not self.module.BATCHES  # AFedPG: a stale gradient is the method, not waste
         t0 = time.perf_counter() - float(self.state.time)
         cur = _Round(c.num_agents)
         for i in self.live:

@@ -36,8 +36,8 @@ def agent_delays(config, slowdown: str | None = "step", time_scale: float = 1e-3
     """
     from jnigt import timing as timing_lib
     from jnigt import validate
+    from jnigt.training import methods
     from jnigt.training.build import parse_times
-    from jnigt.training.methods import METHODS
 
     if slowdown not in SLOWDOWNS:
         raise ValueError(f"slowdown must be one of {SLOWDOWNS}, got {slowdown!r}")
@@ -50,7 +50,7 @@ def agent_delays(config, slowdown: str | None = "step", time_scale: float = 1e-3
         stragglers=config.stragglers,
         dead=config.dead,
     )
-    module = METHODS[config.method]
+    module = methods.get(config.method)
     timing_lib.check_progress(t, module.WAITS_FOR_EVERY_AGENT, module.LABEL)
     h = np.asarray(t.step_time, np.float64)
     if slowdown is None:
