@@ -27,7 +27,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from jnigt.experiments import theory_lqr  # noqa: E402
-from jnigt.experiments.sweep import time_grid  # noqa: E402
 
 
 def main(argv=None):
@@ -41,7 +40,7 @@ def main(argv=None):
     for n in (int(x) for x in a.agents.split(",")):
         h = theory_lqr.step_times(n, "sqrt")
         t_end = theory_lqr.t_end(d, n, "sqrt") * a.gradients / d.gradients
-        times = time_grid(t_end, d.grid_points)
+        times = theory_lqr.log_grid(t_end, d.grid_points)
         seeds = np.arange(d.runs_per_call)
         for method in ("rennala", "afedpg"):
             c0 = time.process_time()

@@ -62,3 +62,33 @@ def test_traced_times_equal_the_static_program_at_two_cells(method):
 def test_traced_times_refuse_malenia():
     with pytest.raises(ValueError, match="traced_times"):
         EqualTimeRunner(Trainer(_config("malenia"), num_devices=1), traced_times=True)
+
+
+def test_theory_lqr_tiny_end_to_end_resumes_and_refuses_another_plan(tmp_path, monkeypatch):
+    import dataclasses
+
+    from jnigt.experiments import theory_lqr
+
+    out = str(tmp_path / "study")
+    lines = []
+    res = theory_lqr.run("tiny", out, log=lines.append)
+    text = open(f"{out}/results.md").read()
+    for section in ("## Instance", "## Time to eps", "## Rates", "## The crossover map", "## Heterogeneous"):
+        assert section in text
+    design = theory_lqr.DESIGNS["tiny"]
+    assert len(res["map"]) == 2 * len(design.map_eps) * len(design.scenarios()) * len(design.map_ratios)
+    assert (tmp_path / "study" / "map_rennala_afedpg.png").stat().st_size > 0
+    # the map's grids end where the method's step time at r says: same steps, later times
+    far = theory_lqr.load_runs(f"{out}/map_n2_sqrt_rennala_r{len(design.map_ratios) - 1}.npz")
+    near = theory_lqr.load_runs(f"{out}/map_n2_sqrt_rennala_r0.npz")
+    assert far.times[-1] > 10 * near.times[-1]
+    assert np.all(np.abs(far.rounds[:, -1] - near.rounds[:, -1]) <= 1)  # float32 clock at the grid's end
+    # a rerun reads every stage back: nothing is recomputed, the same results.md comes out
+    again = []
+    theory_lqr.run("tiny", out, log=again.append)
+    assert not any("done" in line for line in again)
+    assert open(f"{out}/results.md").read() == text
+    # another plan in the same folder is refused
+    monkeypatch.setitem(theory_lqr.DESIGNS, "tiny", dataclasses.replace(design, report_seeds=4))
+    with pytest.raises(ValueError, match="another plan"):
+        theory_lqr.run("tiny", out, log=lines.append)

@@ -2,8 +2,9 @@
 
 The instance (docs/algorithms.md#theory; jnigt/experiments/lqr_exact.py): env ``lqr`` (the default system,
 open-loop stable), the linear policy mu = W s + b with a fixed exploration std, W_0 = 0 and b_0 = 0,
-horizon H, discount gamma. Every run records the exact ||grad J_H(theta_t)|| on its equal-time grid
-(``lqr_exact.exact_records``), and every statement below is about that record: the time to eps is the
+horizon H, discount gamma. Every run records the exact ||grad J_H(theta_t)|| at every time of its grid
+(``lqr_exact.exact_records`` inside the equal-time program; the grid is log-spaced, :func:`log_grid`, so
+every eps of the ladder is resolved to the same factor), and every statement below is about that record: the time to eps is the
 first grid time from which ||grad J_H|| stays below eps up to the end of the grid (``lqr_exact.time_to_eps``).
 
 Stages, each written to ``<out>/`` when it finishes and read back (never recomputed) by a rerun; ``plan.json``
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -50,7 +52,7 @@ from jnigt import theory
 from jnigt import timing as timing_lib
 from jnigt.experiments import lqr_exact
 from jnigt.experiments.study import load_runs, save_json, save_runs
-from jnigt.experiments.sweep import EqualTimeRunner, GridRuns, time_grid
+from jnigt.experiments.sweep import EqualTimeRunner, GridRuns
 
 SIZES = ("tiny", "cpu")
 #: the methods of the time-to-eps study and the map; the heterogeneous panels' methods
@@ -58,7 +60,7 @@ METHODS = ("rennala", "afedpg", "synchronized")
 HETERO_METHODS = ("malenia", "afedpg")
 #: first report seed (tuning uses 0, 1, ...)
 REPORT_SEED = 1000
-#: the share of the grid whose median ||grad J|| is a run's floor (heterogeneous panels)
+#: the share of the grid's points (the last ones) whose median ||grad J|| is a run's floor (heterogeneous)
 FLOOR_WINDOW = 0.2
 PAIRS = (("rennala", "afedpg"), ("rennala", "synchronized"))
 
@@ -78,7 +80,7 @@ class Design:
     horizon: int = 16
     discount: float = 0.9
     std: float = 1.0
-    eps_fractions: tuple[float, ...] = tuple(0.5 * 2.0**-k for k in range(7))
+    eps_fractions: tuple[float, ...] = tuple(0.5 * 2.0**-k for k in range(9))
     map_eps: tuple[float, float] = (0.125, 0.03125)
     learning_rates: tuple[float, ...] = (0.01, 0.02, 0.04)
     afedpg_learning_rates: tuple[float, ...] = (0.0025, 0.005, 0.01)
@@ -86,13 +88,13 @@ class Design:
     batch_factors: tuple[int, ...] = (1, 4)
     tune_seeds: int = 2
     report_seeds: int = 10
-    gradients: int = 10000
-    grid_points: int = 41
+    gradients: int = 100000
+    grid_points: int = 61
     map_ratios: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
     map_seeds: int = 10
-    map_budget: float = 0.3
+    map_budget: float = 0.1
     hetero: tuple[tuple[str, int, str], ...] = (("n2_h1_10", 2, "1,10"), ("n10_sqrt", 10, "sqrt"))
-    hetero_gradients: int = 20000
+    hetero_gradients: int = 100000
     hetero_batch_factor: int = 2
     runs_per_call: int = 10
     vars_seeds: int = 1024
@@ -121,7 +123,7 @@ DESIGNS = {
         tune_seeds=2,
         report_seeds=3,
         gradients=400,
-        grid_points=9,
+        grid_points=10,
         map_ratios=(0.0, 1e-2, 1.0, 100.0),
         map_seeds=3,
         hetero=(("n2_h1_10", 2, "1,10"),),
@@ -132,6 +134,19 @@ DESIGNS = {
     ),
     "cpu": Design(agents=(10, 100)),
 }
+
+
+#: decades of time the grid spans below T_end
+GRID_DECADES = 3.0
+
+
+def log_grid(t_end: float, points: int) -> np.ndarray:
+    """0, then ``points - 1`` log-spaced times from T_end / 10^GRID_DECADES to T_end (float32): a time to eps
+    is resolved to a constant factor, 10^(GRID_DECADES / (points - 2)), at every eps of the ladder."""
+    if not (t_end > 0 and math.isfinite(t_end)) or points < 3:
+        raise ValueError(f"t_end, points: need t_end > 0 finite and points >= 3 (got {t_end!r}, {points!r})")
+    logs = np.linspace(math.log10(t_end) - GRID_DECADES, math.log10(t_end), int(points) - 1)
+    return np.concatenate([[0.0], 10.0**logs]).astype(np.float32)
 
 
 def step_times(n: int, model: str) -> np.ndarray:
@@ -281,7 +296,7 @@ def tuning_score(times, ttes) -> float:
 
 
 def _tune(design, runners, name, n, step, method, eps, files, log) -> dict:
-    times = time_grid(t_end(design, n, step), design.grid_points)
+    times = log_grid(t_end(design, n, step), design.grid_points)
     h = step_times(n, step)
     zero = np.zeros(n)
     seeds = np.arange(design.tune_seeds)
@@ -324,7 +339,7 @@ def _tune(design, runners, name, n, step, method, eps, files, log) -> dict:
 
 
 def _report(design, runners, n, step, chosen, method, comm=None, t_scale=1.0) -> GridRuns:
-    times = time_grid(t_end(design, n, step) * t_scale, design.grid_points)
+    times = log_grid(t_end(design, n, step) * t_scale, design.grid_points)
     runner = runners.get(method, int(chosen["batch_size"]), n, step)
     seeds = REPORT_SEED + np.arange(design.report_seeds if comm is None else design.map_seeds)
     return runner.run_chunked(
@@ -394,7 +409,7 @@ def _hetero(design, name, n, step, fast, files, log) -> dict:
 
     info = _json(files.path(f"hetero_{name}.json"), point, log, f"hetero {name}: stationary points")
     c = theory.trajectory_costs(step_times(n, step), design.horizon)
-    times = time_grid(float(design.hetero_gradients / np.sum(1.0 / c)), design.grid_points)
+    times = log_grid(float(design.hetero_gradients / np.sum(1.0 / c)), design.grid_points)
     runners = {}
 
     def runner(method):

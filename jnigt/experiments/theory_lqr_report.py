@@ -376,18 +376,22 @@ def _heatmaps(out, design, scen, rows, inst, consts) -> None:
         for e, ef in enumerate(design.map_eps):
             ax = axes[0, e]
             grid = np.full((len(scen), len(rs)), np.nan)
+            text = np.full((len(scen), len(rs)), "", dtype=object)
             for row in rows:
                 if row["pair"] == pair and row["eps_fraction"] == ef:
                     i = [s[0] for s in scen].index(row["scenario"])
                     v = row["ratio"]
-                    grid[i, rs.index(row["r"])] = (
-                        np.log10(v) if v > 0 and np.isfinite(v) else (-2 if v == 0 else 2)
+                    j = rs.index(row["r"])
+                    grid[i, j] = (
+                        np.log10(v)
+                        if 0 < v < np.inf
+                        else (-2.0 if v == 0 else 2.0 if v == np.inf else np.nan)
                     )
+                    text[i, j] = "n/a" if np.isnan(v) else _g(v, 2)
             im = ax.imshow(np.clip(grid, -2, 2), cmap="coolwarm", vmin=-1.5, vmax=1.5, aspect="auto")
             for i in range(len(scen)):
                 for j in range(len(rs)):
-                    if np.isfinite(grid[i, j]):
-                        ax.text(j, i, f"{10 ** grid[i, j]:.2g}", ha="center", va="center", fontsize=7)
+                    ax.text(j, i, text[i, j], ha="center", va="center", fontsize=7)
                 name, n, step = scen[i]
                 c = _costs(design, n, step)
                 rx, side = predicted_crossing(
