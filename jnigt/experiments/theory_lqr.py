@@ -34,7 +34,8 @@ then ``results.md``, ``time_to_eps.csv``, ``rates.csv``, ``map.csv`` and the hea
 Tuning protocol (stated once, the same for every method and scenario): every point of the grid (alpha x eta,
 x M for the aggregating methods; AFedPG steps once per gradient, its M is fixed) on seeds 0..tune_seeds-1;
 score = mean over the eps ladder of log(median time to eps), a median that is not reached counting as
-2 T_end; the lowest score wins. Report seeds are ``REPORT_SEED`` + k, never tuned on.
+2 T_end; the lowest score wins; an alpha chosen on an edge of the grid adds the next alpha beyond that edge
+(for every eta and M) and re-selects, at most ``max_extensions`` times (eta and M on an edge are reported). Report seeds are ``REPORT_SEED`` + k, never tuned on.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class Design:
     momenta: tuple[float, ...] = (0.1, 0.3)
     batch_factors: tuple[int, ...] = (1, 4)
     tune_seeds: int = 2
+    max_extensions: int = 2
     report_seeds: int = 10
     gradients: int = 100000
     grid_points: int = 61
@@ -296,45 +298,63 @@ def tuning_score(times, ttes) -> float:
 
 
 def _tune(design, runners, name, n, step, method, eps, files, log) -> dict:
+    """Tuning of one method and scenario (module docstring); an alpha chosen on an edge of the grid adds
+    the next alpha beyond it (the grid's ratio, ``study.extend_alphas``), at most ``max_extensions`` times."""
+    from jnigt.experiments.study import extend_alphas
+
     times = log_grid(t_end(design, n, step), design.grid_points)
     h = step_times(n, step)
-    zero = np.zeros(n)
     seeds = np.arange(design.tune_seeds)
     rows = []
-    for m in design.batch_sizes(method, n):
-        runner = runners.get(method, m, n, step)
-        hp = [(a, e) for a in design.alphas(method) for e in design.momenta]
-        runs = runner.run_chunked(
-            np.tile(seeds, len(hp)),
-            np.repeat([a for a, _ in hp], seeds.size),
-            np.repeat([e for _, e in hp], seeds.size),
-            times,
-            design.runs_per_call,
-            step_time=h,
-            comm_time=zero,
-        )
-        for a, e in hp:
-            point = runs.where(a, e)
-            tte = lqr_exact.time_to_eps(times, point.extra["exact_grad_norm"], eps)
-            rows.append(
-                dict(
-                    batch_size=m,
-                    learning_rate=a,
-                    momentum=e,
-                    score=tuning_score(times, tte),
-                    diverged=int(point.diverged.sum()),
-                    reached_smallest=int(np.isfinite(tte[:, -1]).sum()),
-                )
+
+    def run(alphas):
+        for m in design.batch_sizes(method, n):
+            hp = [(a, e) for a in alphas for e in design.momenta]
+            runs = runners.get(method, m, n, step).run_chunked(
+                np.tile(seeds, len(hp)),
+                np.repeat([a for a, _ in hp], seeds.size),
+                np.repeat([e for _, e in hp], seeds.size),
+                times,
+                design.runs_per_call,
+                step_time=h,
+                comm_time=np.zeros(n),
             )
+            for a, e in hp:
+                point = runs.where(a, e)
+                tte = lqr_exact.time_to_eps(times, point.extra["exact_grad_norm"], eps)
+                rows.append(
+                    dict(
+                        batch_size=m,
+                        learning_rate=a,
+                        momentum=e,
+                        score=tuning_score(times, tte),
+                        diverged=int(point.diverged.sum()),
+                        reached_smallest=int(np.isfinite(tte[:, -1]).sum()),
+                    )
+                )
+
+    alphas = list(design.alphas(method))
+    run(alphas)
+    best = lambda: min(rows, key=lambda r: (r["score"], r["learning_rate"]))
+    extensions = 0
+    while extensions < design.max_extensions and len(alphas) > 1:
+        beyond = extend_alphas(alphas, best()["learning_rate"])
+        if beyond is None:
+            break
+        alphas.append(beyond)
+        run([beyond])
+        extensions += 1
     _write_csv(files.path(f"tune_{name}_{method}.csv"), rows)
-    best = min(rows, key=lambda r: (r["score"], r["learning_rate"]))
-    edge = lambda v, grid: v in (min(grid), max(grid)) and len(grid) > 1
+    edge = lambda v, grid: len(grid) > 1 and v in (min(grid), max(grid))
+    chosen = best()
     return dict(
-        best,
+        chosen,
         t_end=float(times[-1]),
-        alpha_on_edge=edge(best["learning_rate"], design.alphas(method)),
-        eta_on_edge=edge(best["momentum"], design.momenta),
-        m_on_edge=edge(best["batch_size"], design.batch_sizes(method, n)),
+        alphas_tried=sorted(alphas),
+        extensions=extensions,
+        alpha_on_edge=edge(chosen["learning_rate"], alphas),
+        eta_on_edge=edge(chosen["momentum"], design.momenta),
+        m_on_edge=edge(chosen["batch_size"], design.batch_sizes(method, n)),
     )
 
 

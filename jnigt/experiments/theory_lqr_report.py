@@ -125,19 +125,21 @@ def write(out, size, design, inst, chosen, reports, maps, hetero) -> dict:
         "",
         "Protocol: every (alpha, eta, M) of the grid on seeds 0.."
         f"{design.tune_seeds - 1}; score = mean over the eps ladder of log(median time to eps), unreached = "
-        f"2 T_end; lowest wins. Report seeds {1000}..{1000 + design.report_seeds - 1}, the same for every method. "
+        f"2 T_end; lowest wins; an alpha on an edge adds the next one beyond it, at most {design.max_extensions} "
+        f"times. Report seeds {1000}..{1000 + design.report_seeds - 1}, the same for every method. "
         f"Grids: alpha {list(design.learning_rates)} (AFedPG {list(design.afedpg_learning_rates)}), eta "
         f"{list(design.momenta)}, M = {list(design.batch_factors)} x n (AFedPG: one gradient per step).",
         "",
-        "| scenario | method | alpha | eta | M | T_end | on edge (alpha/eta/M) |",
-        "|---|---|---|---|---|---|---|",
+        "| scenario | method | alpha | eta | M | T_end | alphas tried | on edge (alpha/eta/M) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, _, _ in scen:
         for m in METHODS:
             ch = chosen[name, m]
             lines.append(
                 f"| {name} | {LABELS[m]} | {ch['learning_rate']:g} | {ch['momentum']:g} | {ch['batch_size']} | "
-                f"{ch['t_end']:.4g} | {ch['alpha_on_edge']}/{ch['eta_on_edge']}/{ch['m_on_edge']} |"
+                f"{ch['t_end']:.4g} | {', '.join(f'{x:g}' for x in ch['alphas_tried'])} | "
+                f"{ch['alpha_on_edge']}/{ch['eta_on_edge']}/{ch['m_on_edge']} |"
             )
     # ---------------------------------------------------------------- time to eps and rates
     tte_rows, rate_rows, ratio_rows = [], [], []
