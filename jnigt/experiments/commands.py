@@ -107,7 +107,9 @@ class ReproduceArgs(CommonArgs):
     out: str = "runs/paper"
     study: str = "equal-time"
     """equal-time (the reproduction's panels) | pilot | convergence (the pilot, then the convergence study
-    of docs/algorithms.md#convergence-study; killed, the same command resumes where it stopped)"""
+    of docs/algorithms.md#convergence-study; killed, the same command resumes where it stopped) |
+    theory-lqr (the theory against exact gradients on LQR, sizes tiny | cpu: jnigt/experiments/theory_lqr.py;
+    resumable the same way)"""
 
 
 @dataclasses.dataclass
@@ -223,7 +225,7 @@ def reproduce(size: str, names=(), out: str = "runs/paper", runs_per_call=None, 
     return results
 
 
-STUDIES = ("equal-time", "pilot", "convergence")
+STUDIES = ("equal-time", "pilot", "convergence", "theory-lqr")
 
 
 def convergence(
@@ -267,6 +269,18 @@ def reproduce_command(args: ReproduceArgs) -> int:
     """``jnigt reproduce``: the paper's panels at ``--size`` (``--study``: which study)."""
     if args.study not in STUDIES:
         raise ValueError(f"--study: must be one of {', '.join(STUDIES)} (got {args.study!r})")
+    if args.study == "theory-lqr":
+        from jnigt.experiments import theory_lqr
+
+        if args.size not in theory_lqr.SIZES:
+            raise ValueError(
+                f"--size: the theory-lqr study has sizes {', '.join(theory_lqr.SIZES)} (got {args.size!r})"
+            )
+        where = _start(args)
+        print(f"reproduce: theory-lqr study, size={args.size} out={args.out} cache={where}", flush=True)
+        theory_lqr.run(args.size, args.out, log=lambda *a: print(*a, flush=True))
+        print(f"files in {args.out}")
+        return 0
     if args.size not in panels.SIZES:
         raise ValueError(f"--size: must be one of {', '.join(panels.SIZES)} (got {args.size!r})")
     if args.study != "equal-time":

@@ -29,6 +29,27 @@ batch is past ``g_j`` (finished runs are masked), so a batch costs its slowest r
 e.g. the exact gradient norm on LQR (``jnigt.experiments.lqr_exact.exact_records``); they land in
 ``GridRuns.extra``. Without it the program and its numbers are the same as before.
 
+Traced per-agent times (``EqualTimeRunner(trainer, traced_times=True)``): the program becomes
+
+    runs(seeds[K], learning_rates[K], momenta[K], times[G], step_time[K, n], comm_time[K, n])
+
+with ``h_i`` and ``kappa_i`` traced per run, so ONE compile per method and M serves every timing of the
+same shape (a crossover map over kappa / (H h) and h: one call per cell, or several cells' runs in one
+call). The method is rebuilt inside the trace on a ``jnigt.timing.Timing`` whose leaves are the traced
+times (``jitter``, ``allreduce_cost``, ``time_unit``, ``charge`` and ``n`` stay those of
+``trainer.config``: static). Which part of a schedule is planned on the host from the times decides
+what may be traced:
+
+* Rennala and Synchronized NIGT: nothing. Their rounds (``jnigt.timing.rennala_round``,
+  ``synchronized_round``) are computed in the trace from the times; shapes depend on n and M only.
+* AFedPG: the block size B of its batched arrivals (``jnigt.timing.afedpg_block_size``) stays the one
+  planned from ``trainer.config``'s times. Any B >= 1 gives the same numbers (docs/algorithms.md#afedpg),
+  so no time axis must stay static for correctness; only speed depends on how well B fits a cell.
+* Malenia NIGT: refused. Its per-agent arrival buffer and slot count
+  (``jnigt.timing.malenia_max_per_agent``) are shapes planned from the times; use one runner per timing.
+
+Passing a trainer's own times gives the numbers of the static program (tests/test_theory_lqr.py).
+
 Some grid points are expected to diverge, so a sweep never stops for one: a run is flagged ``diverged``
 (per run, ``[K]``) when any of its steps has a non-finite ``grad_norm`` or ``train_return``, any
 evaluation is non-finite, or its parameters stay unchanged for ``config.stall_rounds`` consecutive
@@ -38,6 +59,7 @@ tuning scores such a point as the worst (``jnigt.experiments.tuning.grid_row``).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
@@ -46,6 +68,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jnigt import timing as timing_lib
 from jnigt import validate
 
 #: Base of the evaluation keys: ``eval_key(seed, j) = fold_in(fold_in(key(EVAL_SEED), seed), j)``.
@@ -54,6 +77,12 @@ RECORDS = ("eval_return", "rounds", "env_steps", "grads_used", "comms")
 #: XLA options of ``EqualTimeRunner(fast_compile=True)``: about half the CPU compile time, slower code;
 #: for tiny runs (tests) where compiling dominates.
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+#: Methods whose per-agent times can be traced (``EqualTimeRunner(traced_times=True)``), and how.
+TRACED_TIMES = {
+    "rennala": "rebuilt in the trace",
+    "synchronized": "rebuilt in the trace",
+    "afedpg": "clock in the trace; block size B from trainer.config's times (any B: same numbers)",
+}
 
 
 def eval_key(seed, index):
@@ -141,6 +170,8 @@ class EqualTimeRunner:
       fast_compile: compile with :data:`FAST_COMPILE` (tiny runs, tests).
       extra_records: ``f(theta_t) -> {name: scalar}``, traced at every grid point (theta_t =
         ``trainer.eval_params(state)``); the records come back in ``GridRuns.extra``, float32.
+      traced_times: per-run ``step_time`` / ``comm_time`` arguments instead of ``trainer.config``'s
+        times (module docstring: which methods, what stays static).
     """
 
     def __init__(
@@ -149,15 +180,26 @@ class EqualTimeRunner:
         max_steps: int = 2**31 - 1,
         fast_compile: bool = False,
         extra_records: Callable[[object], dict] | None = None,
+        traced_times: bool = False,
     ):
         if extra_records is not None and not callable(extra_records):
             raise TypeError(f"extra_records: must be a function of theta_t or None (got {extra_records!r})")
+        if traced_times and trainer.config.method not in TRACED_TIMES:
+            raise ValueError(
+                f"traced_times: supported for {', '.join(TRACED_TIMES)} (got method "
+                f"{trainer.config.method!r}: its buffers are planned on the host from the times; use one "
+                "runner per timing)"
+            )
+        self.traced_times = bool(traced_times)
         self.trainer = trainer
         self.extra_records = extra_records
         self.max_steps = int(max_steps)
         self.method = trainer.config.method
         self.batch_size = int(trainer.config.batch_size)
-        self._program = jax.jit(jax.vmap(self._one_run, in_axes=(0, 0, 0, None)))
+        if self.traced_times:
+            self._program = jax.jit(jax.vmap(self._one_run_timed, in_axes=(0, 0, 0, None, 0, 0)))
+        else:
+            self._program = jax.jit(jax.vmap(self._one_run, in_axes=(0, 0, 0, None)))
         self._options = FAST_COMPILE if fast_compile else None
         self._compiled = {}
 
@@ -169,10 +211,36 @@ class EqualTimeRunner:
             self._compiled[shapes] = self._program.lower(*args).compile(compiler_options=self._options)
         return self._compiled[shapes](*args)
 
-    def _one_run(self, seed, learning_rate, momentum, times):
+    def _one_run_timed(self, seed, learning_rate, momentum, times, step_time, comm_time):
+        """``_one_run`` with the method rebuilt on the traced times (module docstring)."""
         tr = self.trainer
+        old = tr.timing
+        timing = timing_lib.Timing(
+            step_time=step_time,
+            comm_time=comm_time,
+            jitter=old.jitter,
+            allreduce_cost=old.allreduce_cost,
+            time_unit=old.time_unit,
+            charge=old.charge,
+        )
+        ctx = dataclasses.replace(tr.method.ctx, timing=timing)
+        # every method reads its clock through ctx.timing (AFedPG's block size stays as planned)
+        method = dataclasses.replace(tr.method, ctx=ctx)
+        view = copy.copy(tr)  # Trainer.init / eval_params / evaluate with the rebuilt method
+        view.method = method
+
+        def step(state):  # Trainer.step with the rebuilt method
+            state, metrics = method.steps(state, 1)
+            return state, jax.tree.map(lambda x: x[0], metrics)
+
+        return self._one_run(seed, learning_rate, momentum, times, view, step, method.next_time)
+
+    def _one_run(self, seed, learning_rate, momentum, times, tr=None, step=None, next_time=None):
+        tr = self.trainer if tr is None else tr
+        step = tr.step if step is None else step
+        next_time = tr.next_time if next_time is None else next_time
         state = tr.init(seed, learning_rate, momentum)
-        shapes = jax.eval_shape(tr.step, state)[1]
+        shapes = jax.eval_shape(step, state)[1]
         advance = tr.method.advance
         zero = lambda name: jnp.zeros([], shapes[name].dtype)
         acc0 = dict(
@@ -186,7 +254,7 @@ class EqualTimeRunner:
             g, j = xs
 
             def cond(st, x):
-                return (tr.next_time(st) <= g) & (x[0]["rounds"] < self.max_steps)
+                return (next_time(st) <= g) & (x[0]["rounds"] < self.max_steps)
 
             def record(x, m, old, new):
                 """The running records and divergence flags after one step ``old -> new``."""
@@ -219,7 +287,7 @@ class EqualTimeRunner:
             else:
 
                 def body(c):
-                    new, m = tr.step(c[0])
+                    new, m = step(c[0])
                     return new, record(c[1], m, c[0], new)
 
                 state, (acc, flags) = jax.lax.while_loop(lambda c: cond(*c), body, (st, (acc, flags)))
@@ -242,8 +310,36 @@ class EqualTimeRunner:
         recs["diverged"] = flags["bad"] | (flags["longest"] >= (stall if stall is not None else 2**31 - 1))
         return recs
 
-    def __call__(self, seeds, learning_rates, momenta, times) -> GridRuns:
-        """Run K = len(seeds) runs (one call, one compile per K). All inputs are 1-D of length K."""
+    def _per_run_times(self, step_time, comm_time, k: int):
+        """``[K, n]`` float32 step and communication times, every distinct row checked as
+        ``jnigt.training.build.make_timing`` checks the config's (values, dead agents, reachable M)."""
+        if not self.traced_times:
+            if step_time is not None or comm_time is not None:
+                raise ValueError("step_time, comm_time: need EqualTimeRunner(..., traced_times=True)")
+            return ()
+        if step_time is None or comm_time is None:
+            raise ValueError("step_time, comm_time: a traced-times runner needs both ([n] or [K, n] each)")
+        n = self.trainer.config.num_agents
+        out = []
+        for name, x in (("step_time", step_time), ("comm_time", comm_time)):
+            x = np.asarray(x, np.float64)
+            if x.shape not in ((n,), (k, n)):
+                raise ValueError(f"{name}: must be [n] or [K, n] with n={n}, K={k} (got shape {x.shape})")
+            out.append(np.broadcast_to(x, (k, n)))
+        from jnigt.training import methods
+
+        module, old = methods.get(self.method), self.trainer.timing
+        for h, kappa in {(tuple(a), tuple(b)) for a, b in zip(*out)}:
+            t = timing_lib.Timing(
+                np.asarray(h), np.asarray(kappa), old.jitter, old.allreduce_cost, old.time_unit, old.charge
+            )
+            timing_lib.check_progress(t, module.WAITS_FOR_EVERY_AGENT, module.LABEL)
+            timing_lib.reachable(t, self.batch_size)
+        return tuple(np.ascontiguousarray(x, np.float32) for x in out)
+
+    def __call__(self, seeds, learning_rates, momenta, times, step_time=None, comm_time=None) -> GridRuns:
+        """Run K = len(seeds) runs (one call, one compile per K). All inputs are 1-D of length K; with
+        ``traced_times``, ``step_time`` and ``comm_time`` are ``[n]`` (every run) or ``[K, n]``."""
         seeds = np.asarray(seeds, np.int32).reshape(-1)
         lrs = np.broadcast_to(np.asarray(learning_rates, np.float32), seeds.shape)
         moms = np.broadcast_to(np.asarray(momenta, np.float32), seeds.shape)
@@ -252,7 +348,8 @@ class EqualTimeRunner:
             raise ValueError(f"times: must be a non-decreasing 1-D grid (got {times!r})")
         if seeds.size == 0:
             raise ValueError("seeds: need at least one run")
-        recs = jax.device_get(self._call(seeds, lrs, moms, times))
+        timed = self._per_run_times(step_time, comm_time, seeds.size)
+        recs = jax.device_get(self._call(seeds, lrs, moms, times, *timed))
         return GridRuns(
             method=self.method,
             batch_size=self.batch_size,
@@ -267,19 +364,33 @@ class EqualTimeRunner:
         )
 
     def run_chunked(
-        self, seeds, learning_rates, momenta, times, runs_per_call: int, progress=None
+        self,
+        seeds,
+        learning_rates,
+        momenta,
+        times,
+        runs_per_call: int,
+        progress=None,
+        step_time=None,
+        comm_time=None,
     ) -> GridRuns:
         """Like ``__call__`` but in calls of exactly ``runs_per_call`` runs (the last one padded with
         copies of its first run, dropped after), so every call reuses ONE compiled program."""
         seeds = np.asarray(seeds, np.int32).reshape(-1)
         lrs = np.broadcast_to(np.asarray(learning_rates, np.float32), seeds.shape)
         moms = np.broadcast_to(np.asarray(momenta, np.float32), seeds.shape)
+        n = self.trainer.config.num_agents
+        per_run = lambda x: None if x is None else np.broadcast_to(np.asarray(x, np.float64), (seeds.size, n))
+        step_time, comm_time = per_run(step_time), per_run(comm_time)
+        timed = lambda pad: (
+            {} if step_time is None else dict(step_time=step_time[pad], comm_time=comm_time[pad])
+        )
         c = validate.integer("runs_per_call", runs_per_call)
         parts = []
         for s in range(0, seeds.size, c):
             idx = np.arange(s, min(s + c, seeds.size))
             pad = np.concatenate([idx, np.full(c - idx.size, idx[0])])
-            part = self(seeds[pad], lrs[pad], moms[pad], times)
+            part = self(seeds[pad], lrs[pad], moms[pad], times, **timed(pad))
             parts.append(part.take(np.arange(idx.size)))
             if progress is not None:
                 progress.update(idx.size)
