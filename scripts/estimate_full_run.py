@@ -10,8 +10,9 @@ Per panel, method and batch size M (one compiled program each), as ``jnigt.exper
   env steps      per run (T_end / round time) x trajectories per round x H, T_end and round times from
                  ``jnigt.theory.round_time`` as in ``jnigt.experiments.crosscheck.planned_env_steps``;
                  a call costs c runs (padding included); evaluations are left out
-  throughput     of a call that steps B = c x (trajectories per round: M; Synchronized n ceil(M/n); AFedPG 1)
-                 trajectories at once. Assumed: ``--steps-per-second`` S at ``--at-trajectories`` B0 in parallel,
+  throughput     of a call that steps B = c x (trajectories per round: M; Synchronized n ceil(M/n); AFedPG its
+                 block size, ``jnigt.timing.afedpg_block_size``) trajectories at once (AFedPG's blocks' padding,
+                 at most 5% on average, is left out). Assumed: ``--steps-per-second`` S at ``--at-trajectories`` B0 in parallel,
                  proportional to B up to ``--saturation`` B_sat trajectories and flat beyond
                  (S x min(B, B_sat) / min(B0, B_sat): a vmapped step costs the same until the device is full).
                  ``--measured device_check.json`` (scripts/device_check.py): per method, the env steps per second
@@ -36,6 +37,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jnigt.experiments import crosscheck, panels, protocol, tuning  # noqa: E402
+from jnigt.timing import afedpg_block_size  # noqa: E402
 from jnigt.training import build, memory, methods  # noqa: E402
 
 GIB = 2**30
@@ -169,11 +171,13 @@ def panel_estimate(panel, grid, throughput, fill: bool, limit: int, runs_per_cal
             n_calls = -(-tuning_runs // c) + (-(-grid.report_seeds // c) if k == 0 else 0)
             traj = trajectories_per_round(m, batch, n)
             per_run = t_end / crosscheck.predict(panel, timing, m, batch).total * traj * panel.horizon
-            rate = throughput.rate(m, panel.env, c * traj)
+            # AFedPG (one gradient per step) samples blocks of B arrivals at once in the equal-time runner
+            block = 1 if methods.get(m).BATCHES else afedpg_block_size(timing, panel.horizon)
+            rate = throughput.rate(m, panel.env, c * traj * block)
             steps += n_calls * c * per_run
             seconds += n_calls * c * per_run / rate + throughput.compile(m)
             calls += n_calls
-            widths.append(c * traj)
+            widths.append(c * traj * block)
         out[m] = dict(env_steps=steps, seconds=seconds, calls=calls, widths=widths)
     return out
 
