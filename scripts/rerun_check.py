@@ -47,10 +47,7 @@ def main(argv=None) -> int:
         stored = study.load_runs(files.report(m))
         with open(files.chosen(m)) as f:
             chosen = json.load(f)
-        seeds = design.seeds_for(m, panel.reference)
-        fresh = make_runner(m).run_chunked(
-            seeds, chosen["learning_rate"], chosen["momentum"], times, runs_per_call=design.runs_per_call
-        )
+        fresh = study.report_runs(make_runner(m), panel, design, m, chosen, times)
         differ = [
             int(s)
             for k, s in enumerate(stored.seeds)
@@ -58,7 +55,11 @@ def main(argv=None) -> int:
             or fresh.env_steps[k].tobytes() != stored.env_steps[k].tobytes()
         ]
         gap = float(np.max(np.abs(fresh.eval_return - stored.eval_return)))
-        print(json.dumps(dict(panel=panel.name, method=m, runs=int(seeds.size), differ=differ, max_abs=gap)))
+        print(
+            json.dumps(
+                dict(panel=panel.name, method=m, runs=int(fresh.seeds.size), differ=differ, max_abs=gap)
+            )
+        )
     return 0
 
 

@@ -213,6 +213,15 @@ class PanelFiles:
         return os.path.join(self.folder, f"report_{method}.npz")
 
 
+def report_runs(runner, panel: Panel, design: StudyDesign, method: str, chosen: dict, times) -> GridRuns:
+    """Stage 2 of ``method``: its report seeds (:meth:`StudyDesign.seeds_for`) at the ``chosen``
+    hyperparameters, in calls of ``design.runs_per_call`` runs (``runner``: the method's EqualTimeRunner)."""
+    seeds = design.seeds_for(method, panel.reference)
+    return runner.run_chunked(
+        seeds, chosen["learning_rate"], chosen["momentum"], times, runs_per_call=design.runs_per_call
+    )
+
+
 def run_panel_study(
     panel: Panel,
     design: StudyDesign,
@@ -258,13 +267,10 @@ def run_panel_study(
         if os.path.exists(files.report(m)):
             out[m] = load_runs(files.report(m))
             continue
-        seeds = design.seeds_for(m, panel.reference)
-        runs = runner(m).run_chunked(
-            seeds, chosen["learning_rate"], chosen["momentum"], times, runs_per_call=design.runs_per_call
-        )
+        runs = report_runs(runner(m), panel, design, m, chosen, times)
         save_runs(files.report(m), runs)
         out[m] = runs
-        log(f"  {panel.name} {m}: {seeds.size} report runs done")
+        log(f"  {panel.name} {m}: {runs.seeds.size} report runs done")
     return out
 
 
