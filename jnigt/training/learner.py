@@ -115,17 +115,17 @@ class Learner:
         ``fold_in(key(seed), OBS_STATS_STREAM)`` (not charged to the clock).
         """
         traced = is_traced(seed, learning_rate, momentum)
-        put = (lambda t: t) if traced else (lambda t: replicate(t, self.mesh))
+        place = (lambda t: t) if traced else (lambda t: replicate(t, self.mesh))
         key, pkey = jax.random.split(jax.random.key(seed))
         params = self.policy.init(pkey)
         obs_stats = None
         if self.config.obs_norm == "initial":
             stats_key = jax.random.fold_in(jax.random.key(seed), OBS_STATS_STREAM)
-            obs_stats = put(self._obs_stats(params, stats_key))
+            obs_stats = place(self._obs_stats(params, stats_key))
         inner = self._optimizer(learning_rate, momentum)
-        params, opt_state, method_state, key = self.method.init(params, key, inner, put, obs_stats)
+        params, opt_state, method_state, key = self.method.init(params, key, inner, place, obs_stats)
         zero_f, zero_i = jnp.zeros([], jnp.float32), jnp.zeros([], jnp.int32)
-        eval_key, zero_f, zero_i = put((jax.random.key(seed + 1), zero_f, zero_i))
+        eval_key, zero_f, zero_i = place((jax.random.key(seed + 1), zero_f, zero_i))
         return TrainState(
             params, opt_state, key, eval_key, zero_f, zero_i, zero_i, zero_i, method_state, obs_stats
         )

@@ -68,7 +68,7 @@ class Trainer(Learner):
         """
         state, metrics, ret = self._chunk(state)
         if not is_traced(state.time) and not np.all(np.isfinite(np.asarray(state.time))):
-            raise SimulatedClockError(f"{self.config.method}: {self.method.stalled}")
+            raise SimulatedClockError(f"{self.config.method}: {self.method.stall_message}")
         return state, metrics, ret
 
     def _chunk_impl(self, state: TrainState):

@@ -111,7 +111,7 @@ class Afedpg:
     mesh: jax.sharding.Mesh
     #: B, the arrivals :meth:`advance` samples in one batch (0: one at a time; charge "taken", jitter)
     block: int = 0
-    stalled: str = "the simulated clock became infinite: every agent is dead"
+    stall_message: str = "the simulated clock became infinite: every agent is dead"
 
     @staticmethod
     def server(inner):
@@ -121,7 +121,7 @@ class Afedpg:
     def taken(self) -> bool:
         return self.ctx.timing.charge == "taken"
 
-    def init(self, params, key, inner, put, obs_stats=None):
+    def init(self, params, key, inner, place, obs_stats=None):
         c = self.ctx.config
         key, ck = jax.random.split(key)
         if self.taken:  # every agent starts its first trajectory at theta_0
@@ -131,10 +131,10 @@ class Afedpg:
             tg = self.ctx.trajectory_gradients(params, keys, agents, obs_stats)
             clock = timing_lib.afedpg_init(self.ctx.timing, c.horizon, ck, steps=tg.steps)
             method = AfedpgTakenState(tg.grad, tg.steps, tg.ret, clock.next_finish)
-            return put((params, self.server(inner).init(params), method, key))
+            return place((params, self.server(inner).init(params), method, key))
         clock = timing_lib.afedpg_init(self.ctx.timing, c.horizon, ck)
         stale = jax.tree.map(lambda p: jnp.broadcast_to(p, (c.num_agents,) + p.shape), params)
-        return put((params, self.server(inner).init(params), AfedpgState(stale, clock.next_finish), key))
+        return place((params, self.server(inner).init(params), AfedpgState(stale, clock.next_finish), key))
 
     def inner_state(self, opt_state):
         return opt_state
