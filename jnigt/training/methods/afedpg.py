@@ -47,6 +47,7 @@ LABEL = "AFedPG"
 BATCHES = False
 WAITS_FOR_EVERY_AGENT = False
 STARVED_HINT = None
+TRACED_TIMES = "clock in the trace; block size B from trainer.config's times (any B: same numbers)"
 
 
 def plan(config, num_devices: int, clock=None) -> Plan:

@@ -39,6 +39,7 @@ LABEL = "Malenia NIGT"
 BATCHES = True
 WAITS_FOR_EVERY_AGENT = True
 STARVED_HINT = "or opt in to dropping it with malenia_drop_after=k (--malenia-drop-after k)"
+TRACED_TIMES = None  # its arrival buffer and slot count are shapes planned on the host from the times
 bracket_at = periodic_bracket
 
 

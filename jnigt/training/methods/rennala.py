@@ -25,6 +25,7 @@ LABEL = "Rennala NIGT"
 BATCHES = True
 WAITS_FOR_EVERY_AGENT = False
 STARVED_HINT = None
+TRACED_TIMES = "rebuilt in the trace"
 bracket_at = periodic_bracket
 
 

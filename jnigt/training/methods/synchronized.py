@@ -31,6 +31,7 @@ LABEL = "Synchronized NIGT"
 BATCHES = True
 WAITS_FOR_EVERY_AGENT = True
 STARVED_HINT = "or use method='rennala', which pools whatever arrives"
+TRACED_TIMES = "rebuilt in the trace"
 bracket_at = periodic_bracket
 
 
