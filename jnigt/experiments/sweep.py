@@ -219,17 +219,17 @@ class EqualTimeRunner:
             time_unit=old.time_unit,
             charge=old.charge,
         )
-        ctx = dataclasses.replace(tr.method.ctx, timing=timing)
+        ctx = dataclasses.replace(tr.rounds.ctx, timing=timing)
         # every method reads its clock through ctx.timing (AFedPG's block size stays as planned)
-        method = dataclasses.replace(tr.method, ctx=ctx)
-        view = copy.copy(tr)  # Trainer.init / eval_params / evaluate with the rebuilt method
-        view.method = method
+        rounds = dataclasses.replace(tr.rounds, ctx=ctx)
+        view = copy.copy(tr)  # Trainer.init / eval_params / evaluate with the rebuilt method's rounds
+        view.rounds = rounds
 
-        def step(state):  # Trainer.step with the rebuilt method
-            state, metrics = method.steps(state, 1)
+        def step(state):  # Trainer.step with the rebuilt method's rounds
+            state, metrics = rounds.steps(state, 1)
             return state, jax.tree.map(lambda x: x[0], metrics)
 
-        return self._one_run(seed, learning_rate, momentum, times, view, step, method.next_time)
+        return self._one_run(seed, learning_rate, momentum, times, view, step, rounds.next_time)
 
     def _one_run(self, seed, learning_rate, momentum, times, tr=None, step=None, next_time=None):
         tr = self.trainer if tr is None else tr
@@ -237,7 +237,7 @@ class EqualTimeRunner:
         next_time = tr.next_time if next_time is None else next_time
         state = tr.init(seed, learning_rate, momentum)
         shapes = jax.eval_shape(step, state)[1]
-        advance = tr.method.advance
+        advance = tr.rounds.advance
         zero = lambda name: jnp.zeros([], shapes[name].dtype)
         acc0 = dict(
             rounds=jnp.zeros([], jnp.int32),

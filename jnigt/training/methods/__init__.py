@@ -17,7 +17,7 @@ Every method module carries:
 - ``round_time(c, kappa, batch_size) -> jnigt.theory.RoundTime``: the predicted time of one step, and
   ``bracket_at(round_time, t_end, num_agents) -> (lower, upper)``: the bracket of the measured
   ``t_end / steps`` (docs/algorithms.md#theory);
-- ``build(ctx: Context, plan: Plan) -> Method``: the round itself.
+- ``build(ctx: Context, plan: Plan) -> Method``: the round itself (a Trainer's ``rounds``).
 
 The :class:`~jnigt.training.Trainer` runs any of them the same way. Methods name the aggregation
 (docs/algorithms.md#rennala, #malenia, #synchronized, #afedpg); the inner optimizer is separate

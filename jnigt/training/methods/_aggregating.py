@@ -40,7 +40,7 @@ from jnigt import distributed
 from jnigt import timing as timing_lib
 from jnigt.distributed import PER_DEVICE, REPLICATED
 from jnigt.gradients import gpomdp
-from jnigt.training.methods._common import Context, Plan, grad_norm, step_metrics
+from jnigt.training.methods._common import Context, Plan, direction_norm, step_metrics
 from jnigt.training.slots import slots_from_counts
 from jnigt.training.state import TrainState
 
@@ -234,7 +234,7 @@ class Aggregating:
             dropped=dropped,
             wasted=rnd.wasted,
             closed=closed,
-            norm=grad_norm(opt_state.inner_state, upd),
+            norm=direction_norm(opt_state.inner_state, upd),
             train_return=ret_sum / jnp.maximum(n_ret, 1.0),
         )
         return (st, opt_state), metrics

@@ -15,7 +15,9 @@ from jnigt.gradients import gpomdp
 from jnigt.training.state import TrainState
 from jnigt.transforms.nigt import find_nigt_state, overflow_safe_norm
 
-#: Metrics every step reports (scalars): see :meth:`jnigt.training.Trainer.step`.
+#: Metrics every step reports (scalars): see :meth:`jnigt.training.Trainer.step`. ``grad_norm`` is the
+#: norm of the step's direction (:func:`direction_norm`): ||d_t||, NIGT's momentum buffer, when the
+#: inner optimizer is NIGT (AFedPG's server included), else the norm of the server's update.
 METRIC_NAMES = (
     "time",
     "env_steps",
@@ -98,9 +100,9 @@ class Method(Protocol):
     def inner_state(self, opt_state) -> Any: ...
 
 
-def grad_norm(opt_state, updates) -> jax.Array:
-    """||d_t|| (NIGT's momentum buffer) when the optimizer is NIGT, else the update's norm (both by
-    ``overflow_safe_norm``: the plain norm wherever it is finite)."""
+def direction_norm(opt_state, updates) -> jax.Array:
+    """The ``grad_norm`` metric: ||d_t|| (NIGT's momentum buffer) when the optimizer is NIGT, else the
+    update's norm (both by ``overflow_safe_norm``: the plain norm wherever it is finite)."""
     nigt = find_nigt_state(opt_state)
     return overflow_safe_norm(nigt.momentum_buffer if nigt is not None else updates)
 

@@ -38,7 +38,7 @@ from jnigt import theory
 from jnigt import timing as timing_lib
 from jnigt.distributed import process_mesh
 from jnigt.gradients import gpomdp
-from jnigt.training.methods._common import Context, Plan, grad_norm, step_metrics
+from jnigt.training.methods._common import Context, Plan, direction_norm, step_metrics
 from jnigt.training.state import TrainState
 from jnigt.transforms import rennala
 
@@ -131,8 +131,8 @@ class Afedpg:
             keys = jax.vmap(lambda a: jax.random.fold_in(tk, a))(agents)
             tg = self.ctx.trajectory_gradients(params, keys, agents, obs_stats)
             clock = timing_lib.afedpg_init(self.ctx.timing, c.horizon, ck, steps=tg.steps)
-            method = AfedpgTakenState(tg.grad, tg.steps, tg.ret, clock.next_finish)
-            return place((params, self.server(inner).init(params), method, key))
+            method_state = AfedpgTakenState(tg.grad, tg.steps, tg.ret, clock.next_finish)
+            return place((params, self.server(inner).init(params), method_state, key))
         clock = timing_lib.afedpg_init(self.ctx.timing, c.horizon, ck)
         stale = jax.tree.map(lambda p: jnp.broadcast_to(p, (c.num_agents,) + p.shape), params)
         return place((params, self.server(inner).init(params), AfedpgState(stale, clock.next_finish), key))
@@ -185,7 +185,7 @@ class Afedpg:
             dropped=dropped,
             wasted=0.0,
             closed=opt_state.closed,
-            norm=grad_norm(opt_state.inner_state, upd),
+            norm=direction_norm(opt_state.inner_state, upd),
             train_return=ret,
         )
         return st, metrics
