@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from jnigt import theory, validate
+from jnigt.training import methods
 
 
 def find_runs(paths: Sequence[str]) -> list[str]:
@@ -41,9 +42,7 @@ def load_run(path: str):
 def label_of(config: dict) -> str:
     """A run's label: "Rennala NIGT", ... (``jnigt.training.label``), else "method+optimizer";
     " (Ray)" for a run on real Ray agents (its time is wall-clock seconds)."""
-    from jnigt.training.methods import label
-
-    name = label(config.get("method"), config.get("optimizer"))
+    name = methods.label(config.get("method"), config.get("optimizer"))
     return name + " (Ray)" if config.get("executor") == "ray" else name
 
 

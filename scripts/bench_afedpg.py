@@ -84,8 +84,8 @@ def main(argv=None):
         times = time_grid(a.rounds * float(rennala.next_time(rennala.init(0))) * 1.0001, 2)
         afedpg = Trainer(TrainConfig(**base, method="afedpg"), num_devices=1)
         one_at_a_time = Trainer(TrainConfig(**base, method="afedpg"), num_devices=1)
-        one_at_a_time.method = dataclasses.replace(one_at_a_time.method, block=0)
-        blocks = f"AFedPG blocks of {afedpg.method.block}"
+        one_at_a_time.rounds = dataclasses.replace(one_at_a_time.rounds, block=0)
+        blocks = f"AFedPG blocks of {afedpg.rounds.block}"
         trainers = {"Rennala NIGT": rennala, "AFedPG one at a time": one_at_a_time, blocks: afedpg}
         rows = _runs(trainers, seeds, times, a.reps)
         print(f"n={n}: T_end={times[-1]:.1f} (simulated s); env steps taken / simulated (trajectories x H)")

@@ -42,7 +42,7 @@ def test_block_size_follows_the_schedule():
     # charge "taken" and jitter make the schedule depend on trajectories or seeds: one arrival at a time
     for kw in ({"charge": "taken"}, {"jitter": 0.3}, {}):
         tr = Trainer(TrainConfig(**LQR, **kw), num_devices=1)
-        assert (tr.method.advance is None) == bool(kw) and tr.method.block == (0 if kw else 2)
+        assert (tr.rounds.advance is None) == bool(kw) and tr.rounds.block == (0 if kw else 2)
 
 
 @pytest.mark.parametrize("block", [2, 4])
@@ -52,8 +52,8 @@ def test_blocks_make_the_arrivals_of_one_at_a_time(block):
     to float rounding."""
     tr = Trainer(TrainConfig(**LQR), num_devices=1)
     st0 = tr.init(0)
-    seq, m_seq = jax.jit(lambda s: tr.method.steps(s, 16))(st0)
-    method = dataclasses.replace(tr.method, block=block)
+    seq, m_seq = jax.jit(lambda s: tr.rounds.steps(s, 16))(st0)
+    method = dataclasses.replace(tr.rounds, block=block)
 
     def record(c, m, old, new):
         i, times, steps = c
@@ -82,7 +82,7 @@ def test_runner_in_blocks_equals_one_at_a_time_and_the_event_heap():
     cfg = TrainConfig(**LQR)
     blocks = Trainer(cfg, num_devices=1)
     single = Trainer(cfg, num_devices=1)
-    single.method = dataclasses.replace(single.method, block=0)
+    single.rounds = dataclasses.replace(single.rounds, block=0)
     times = time_grid(float(blocks.next_time(blocks.init(0))) * 12, 6)
     args = ([0, 1], [0.1, 0.05], [0.3, 0.5], times)
     got = EqualTimeRunner(blocks, fast_compile=True)(*args)
@@ -95,4 +95,4 @@ def test_runner_in_blocks_equals_one_at_a_time_and_the_event_heap():
     s = int(got.rounds[0, -1]) + n
     _, server = ref.afedpg_heap(H * h, np.tile(H * h, (s, 1)), T.comm_times(n, "sqrt"))
     np.testing.assert_array_equal(got.rounds[0], np.searchsorted(server, times, side="right"))
-    assert got.rounds[0, -1] > 4 * blocks.method.block  # many blocks, cut by grid points in between
+    assert got.rounds[0, -1] > 4 * blocks.rounds.block  # many blocks, cut by grid points in between

@@ -103,7 +103,7 @@ def test_rounds_equal_the_event_heap_fed_the_same_lengths(method, charge):
     tr = Trainer(cfg, num_devices=1, env=Lifetime([3, 8, 2, 8]))
     n, m = cfg.num_agents, cfg.batch_size
     h = np.asarray(cfg.step_model)
-    k = max(4 * m, tr.method.candidates)
+    k = max(4 * m, tr.rounds.candidates)
     agents, js = np.repeat(np.arange(n), k), np.tile(np.arange(k), n)
     st = tr.init(cfg.seed)
     closed_early = 0
@@ -234,7 +234,7 @@ def test_malenia_running_out_of_candidates_stops_with_an_error_naming_the_option
         malenia_slack=1.0,
     )
     tr = Trainer(cfg, num_devices=1, env=Lifetime([1, H], min_life=[1, H]))
-    assert tr.method.candidates == 3
+    assert tr.rounds.candidates == 3
     with pytest.raises(SimulatedClockError, match="charge='taken'.*malenia_slack"):
         tr.run_chunk(tr.init(0))
 

@@ -13,7 +13,18 @@ import os
 import tempfile
 import time
 
-from jnigt.experiments import cache, compare, crosscheck, files, panels, protocol, reproducible, tuning
+from jnigt.experiments import (
+    cache,
+    compare,
+    crosscheck,
+    files,
+    panels,
+    protocol,
+    reproducible,
+    study,
+    theory_lqr,
+    tuning,
+)
 from jnigt.experiments import results as results_lib
 
 
@@ -235,8 +246,6 @@ def convergence(
     (its decisions in ``<out>/pilot/<panel>/pilot.json``), then, for ``phase="convergence"``, stages 1-2
     and the statistics of every panel into ``<out>/<panel>/`` and ``<out>/results.md``. Finished stages
     are read back, never recomputed. Returns the pilot's decisions, or the study's results."""
-    from jnigt.experiments import study
-
     table = study.study_panels(size)
     names = tuple(names) or tuple(table)
     unknown = [n for n in names if n not in table]
@@ -270,8 +279,6 @@ def reproduce_command(args: ReproduceArgs) -> int:
     if args.study not in STUDIES:
         raise ValueError(f"--study: must be one of {', '.join(STUDIES)} (got {args.study!r})")
     if args.study == "theory-lqr":
-        from jnigt.experiments import theory_lqr
-
         if args.size not in theory_lqr.SIZES:
             raise ValueError(
                 f"--size: the theory-lqr study has sizes {', '.join(theory_lqr.SIZES)} (got {args.size!r})"

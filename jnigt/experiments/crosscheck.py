@@ -30,7 +30,7 @@ from jnigt.experiments.files import read_json, read_rows, write_rows
 from jnigt.experiments.panels import LABELS, Panel
 from jnigt.experiments.protocol import make_config, make_env
 from jnigt.experiments.tuning import TuningGrid
-from jnigt.training import methods
+from jnigt.training import build, methods
 
 COLUMNS = [
     "panel",
@@ -59,8 +59,6 @@ def panel_timing(panel: Panel, method: str | None = None, batch_size: int = 20):
     """The simulated clock (``jnigt.timing.Timing``) of ``method`` (default: the reference) on ``panel``,
     built as the Trainer builds it (``d`` = the policy's parameter count for ``sqrt_d``), without compiling."""
     import jax
-
-    from jnigt.training import build
 
     config = make_config(panel, method or panel.reference, batch_size)
     policy = build.make_policy(config, make_env(panel))

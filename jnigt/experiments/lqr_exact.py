@@ -33,6 +33,7 @@ import numpy as np
 
 from jnigt import theory, validate
 from jnigt import timing as timing_lib
+from jnigt.gradients import gpomdp
 
 __all__ = [
     "EXACT_RECORDS",
@@ -496,8 +497,6 @@ def gradient_variance(trainer, params, num_trajectories: int = 1024, seed: int =
     """sigma^2 = E ||g(tau) - grad J_i(theta)||^2 of the single-trajectory GPOMDP estimator at ``params``
     (trajectory e run by agent e mod n, centred on that agent's exact gradient). Returns (sigma^2, its
     standard error), float64, over ``num_trajectories`` trajectories of key ``seed``."""
-    from jnigt.gradients import gpomdp
-
     p = problem(trainer)
     c = trainer.config
     num_trajectories = validate.integer("num_trajectories", num_trajectories, 2)

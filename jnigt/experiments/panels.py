@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 
 from jnigt.experiments.tuning import TuningGrid
+from jnigt.training.config import TrainConfig
 from jnigt.training.methods import METHODS
 
 SIZES = ("tiny", "cpu", "full")
@@ -205,8 +206,6 @@ def panels_for(size: str = "cpu") -> dict[str, Panel]:
 
 def panel_table(size: str = "cpu") -> str:
     """The panel table at ``size`` as Markdown (for the README and the run log)."""
-    from jnigt.training.config import TrainConfig
-
     rows = [
         "| panel | env | H | gamma | n | step | comm | time unit | methods | rounds | note |",
         "|" + "---|" * 11,

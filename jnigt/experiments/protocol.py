@@ -24,6 +24,8 @@ import numpy as np
 from jnigt.experiments import stats, tuning
 from jnigt.experiments.panels import LABELS, Panel
 from jnigt.experiments.sweep import EqualTimeRunner, GridRuns, time_grid
+from jnigt.training import Trainer, memory
+from jnigt.training.config import TrainConfig
 
 DEFAULT_LEARNING_RATE = 2.0**-5
 DEFAULT_MOMENTUM = 0.1
@@ -33,8 +35,6 @@ def make_config(
     panel: Panel, method: str, batch_size: int, learning_rate=DEFAULT_LEARNING_RATE, momentum=DEFAULT_MOMENTUM
 ):
     """The TrainConfig of ``method`` on ``panel`` with batch M = M_init = ``batch_size``."""
-    from jnigt.training.config import TrainConfig  # jnigt.training and brax load on first use
-
     kw = dict(
         env=panel.env,
         backend=panel.backend,
@@ -71,8 +71,6 @@ def make_env(panel: Panel):
 
 def make_trainer(panel: Panel, method: str, batch_size: int, env=None, **kw):
     """A single-device Trainer of ``method`` on ``panel`` (the runner vmaps over runs)."""
-    from jnigt.training import Trainer
-
     config = make_config(panel, method, batch_size, **kw)
     return Trainer(config, num_devices=1, env=env if env is not None else make_env(panel))
 
@@ -81,8 +79,6 @@ def fill_runs_per_call(trainer, runs: int, limit: int | None = None) -> int:
     """Runs per vmapped call of ``trainer``'s (method, M): all ``runs`` when the memory estimate allows
     (one run = one round's estimate, :func:`jnigt.training.memory.check_round_memory`), else the fewest
     calls that fit in ``limit`` (default: 80% of the available memory; :func:`jnigt.training.memory.runs_per_call`)."""
-    from jnigt.training import memory
-
     env = trainer.env
     per_run = memory.check_round_memory(
         trainer.config,

@@ -29,9 +29,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from jnigt.experiments import tuning
-from jnigt.experiments.panels import Panel
-from jnigt.experiments.sweep import GridRuns
+from jnigt.experiments import compare, stats, tuning
+from jnigt.experiments import convergence_stats as cs
+from jnigt.experiments.panels import LABELS, Panel, panels_for
+from jnigt.experiments.plots import plot_curves
+from jnigt.experiments.results import CLAIMS
+from jnigt.experiments.sweep import EqualTimeRunner, GridRuns, eval_key, time_grid
 
 #: The paper's momentum grid (the eta of docs/algorithms.md#nigt).
 PAPER_MOMENTA = (0.001, 0.01, 0.1)
@@ -349,8 +352,6 @@ def initial_returns(trainer, seeds) -> np.ndarray:
     as the equal-time runner records it, without training: one small vmapped program."""
     import jax
 
-    from jnigt.experiments.sweep import eval_key
-
     def one(seed):
         return trainer.evaluate(trainer.init(seed), eval_key(seed, 0))
 
@@ -459,8 +460,6 @@ LEFT_OUT = {
 def study_panels(size: str) -> dict[str, Panel]:
     """The study's panels at ``size``: the reproduction's panels (:func:`jnigt.experiments.panels.
     panels_for`) less :data:`LEFT_OUT`, plus ``main_b_trajectory`` (``main_b`` charged per gradient)."""
-    from jnigt.experiments.panels import panels_for
-
     table = panels_for(size)
     out = {k: v for k, v in table.items() if k not in LEFT_OUT.get(size, {})}
     b = table["main_b"]
@@ -472,9 +471,6 @@ def study_panels(size: str) -> dict[str, Panel]:
 
 # ------------------------------------------------------------------------------------------ driver
 def _runner_factory(panel: Panel, design: StudyDesign, fast_compile: bool):
-    from jnigt.experiments import compare
-    from jnigt.experiments.sweep import EqualTimeRunner
-
     env = compare.make_env(panel)
     cache: dict[str, object] = {}
 
@@ -499,9 +495,6 @@ def pilot(
     """The pilot of every panel: stage 1 on ``design`` (a coarse grid) up to T_pilot = ``pilot_factor``
     x the panel's ``rounds`` reference rounds; the initial returns for the threshold rule over the seeds
     of ``study_design``. Files in ``<out_dir>/<panel>/``. Returns each panel's pilot.json."""
-    from jnigt.experiments import compare, stats
-    from jnigt.experiments.sweep import time_grid
-
     out = {}
     for p in panels:
         p = panel_for_study(p, design)
@@ -518,9 +511,6 @@ def pilot(
 def panel_setup(panel: Panel, design: StudyDesign, plan: dict, fast_compile: bool = False):
     """The study's ``(panel, make_runner, times)`` for ``panel`` at the run length its pilot fixed
     (``plan``: its pilot.json): the design's evaluation and grid, ``rounds`` reference rounds."""
-    from jnigt.experiments import compare
-    from jnigt.experiments.sweep import time_grid
-
     p = dataclasses.replace(panel_for_study(panel, design), rounds=int(plan["rounds"]))
     make_runner = _runner_factory(p, design, fast_compile)
     times = time_grid(compare.end_time(make_runner(p.reference).trainer, p.rounds), design.grid_points)
@@ -548,8 +538,6 @@ def study(
             continue
         p, make_runner, times = panel_setup(p, design, plan, fast_compile)
         report = run_panel_study(p, design, out_dir, make_runner, times, log)
-        from jnigt.experiments.results import CLAIMS
-
         result = analyze(p, design, out_dir, plan["threshold"], times, report, CLAIMS.get(p.name))
         out[p.name] = dict(panel=p, threshold=plan["threshold"], times=times, report=report, result=result)
         log(f"  {p.name}: {result['verdict']} (A/A false rate {result['aa_rate']:.3f})")
@@ -594,11 +582,6 @@ def analyze(
     ``claim``: (kind, words) of :data:`jnigt.experiments.results.CLAIMS`, None for a panel beyond the
     paper. Writes ``<panel>/summary.csv``, ``<panel>/curves.csv`` and ``<panel>/<panel>.png``; returns
     one results row."""
-    from jnigt.experiments import compare, stats
-    from jnigt.experiments import convergence_stats as cs
-    from jnigt.experiments.panels import LABELS
-    from jnigt.experiments.plots import plot_curves
-
     folder = os.path.join(out_dir, panel.name)
     ref, k = panel.reference, design.report_seeds
     paired = {m: report[m].take(np.arange(k)) for m in panel.methods}
@@ -679,8 +662,6 @@ def _g(x) -> str:
 
 def results_markdown(results: Sequence[dict], skipped: dict[str, str] | None = None) -> str:
     """The study's one results table (docs/results/convergence/results.md is this, generated)."""
-    from jnigt.experiments import convergence_stats as cs
-
     lines = [
         "# Convergence study: results",
         "",

@@ -70,6 +70,7 @@ import numpy as np
 
 from jnigt import timing as timing_lib
 from jnigt import validate
+from jnigt.training import methods
 
 #: Base of the evaluation keys: ``eval_key(seed, j) = fold_in(fold_in(key(EVAL_SEED), seed), j)``.
 EVAL_SEED = 7919
@@ -77,12 +78,6 @@ RECORDS = ("eval_return", "rounds", "env_steps", "grads_used", "comms")
 #: XLA options of ``EqualTimeRunner(fast_compile=True)``: about half the CPU compile time, slower code;
 #: for tiny runs (tests) where compiling dominates.
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-#: Methods whose per-agent times can be traced (``EqualTimeRunner(traced_times=True)``), and how.
-TRACED_TIMES = {
-    "rennala": "rebuilt in the trace",
-    "synchronized": "rebuilt in the trace",
-    "afedpg": "clock in the trace; block size B from trainer.config's times (any B: same numbers)",
-}
 
 
 def eval_key(seed, index):
@@ -184,9 +179,10 @@ class EqualTimeRunner:
     ):
         if extra_records is not None and not callable(extra_records):
             raise TypeError(f"extra_records: must be a function of theta_t or None (got {extra_records!r})")
-        if traced_times and trainer.config.method not in TRACED_TIMES:
+        if traced_times and methods.get(trainer.config.method).TRACED_TIMES is None:
+            traceable = [name for name, module in methods.METHODS.items() if module.TRACED_TIMES is not None]
             raise ValueError(
-                f"traced_times: supported for {', '.join(TRACED_TIMES)} (got method "
+                f"traced_times: supported for {', '.join(traceable)} (got method "
                 f"{trainer.config.method!r}: its buffers are planned on the host from the times; use one "
                 "runner per timing)"
             )
@@ -223,17 +219,17 @@ class EqualTimeRunner:
             time_unit=old.time_unit,
             charge=old.charge,
         )
-        ctx = dataclasses.replace(tr.method.ctx, timing=timing)
+        ctx = dataclasses.replace(tr.rounds.ctx, timing=timing)
         # every method reads its clock through ctx.timing (AFedPG's block size stays as planned)
-        method = dataclasses.replace(tr.method, ctx=ctx)
-        view = copy.copy(tr)  # Trainer.init / eval_params / evaluate with the rebuilt method
-        view.method = method
+        rounds = dataclasses.replace(tr.rounds, ctx=ctx)
+        view = copy.copy(tr)  # Trainer.init / eval_params / evaluate with the rebuilt method's rounds
+        view.rounds = rounds
 
-        def step(state):  # Trainer.step with the rebuilt method
-            state, metrics = method.steps(state, 1)
+        def step(state):  # Trainer.step with the rebuilt method's rounds
+            state, metrics = rounds.steps(state, 1)
             return state, jax.tree.map(lambda x: x[0], metrics)
 
-        return self._one_run(seed, learning_rate, momentum, times, view, step, method.next_time)
+        return self._one_run(seed, learning_rate, momentum, times, view, step, rounds.next_time)
 
     def _one_run(self, seed, learning_rate, momentum, times, tr=None, step=None, next_time=None):
         tr = self.trainer if tr is None else tr
@@ -241,7 +237,7 @@ class EqualTimeRunner:
         next_time = tr.next_time if next_time is None else next_time
         state = tr.init(seed, learning_rate, momentum)
         shapes = jax.eval_shape(step, state)[1]
-        advance = tr.method.advance
+        advance = tr.rounds.advance
         zero = lambda name: jnp.zeros([], shapes[name].dtype)
         acc0 = dict(
             rounds=jnp.zeros([], jnp.int32),
@@ -326,8 +322,6 @@ class EqualTimeRunner:
             if x.shape not in ((n,), (k, n)):
                 raise ValueError(f"{name}: must be [n] or [K, n] with n={n}, K={k} (got shape {x.shape})")
             out.append(np.broadcast_to(x, (k, n)))
-        from jnigt.training import methods
-
         module, old = methods.get(self.method), self.trainer.timing
         for h, kappa in {(tuple(a), tuple(b)) for a, b in zip(*out)}:
             t = timing_lib.Timing(

@@ -52,8 +52,9 @@ import numpy as np
 from jnigt import theory
 from jnigt import timing as timing_lib
 from jnigt.experiments import lqr_exact
-from jnigt.experiments.study import load_runs, save_json, save_runs
+from jnigt.experiments.study import _atomic_write, extend_alphas, load_runs, save_json, save_runs
 from jnigt.experiments.sweep import EqualTimeRunner, GridRuns
+from jnigt.training import TrainConfig, Trainer
 
 SIZES = ("tiny", "cpu")
 #: the methods of the time-to-eps study and the map; the heterogeneous panels' methods
@@ -209,8 +210,6 @@ def _runs(path: str, make: Callable[[], GridRuns], log, what: str) -> GridRuns:
 
 # ------------------------------------------------------------------------------------ trainers
 def config(design: Design, method: str, n: int, step: str, batch_size: int, env: str = "lqr", comm=0.0):
-    from jnigt.training import TrainConfig
-
     return TrainConfig(
         env=env,
         backend=None,
@@ -240,8 +239,6 @@ class Runners:
         self._cache: dict = {}
 
     def get(self, method: str, batch_size: int, n: int, step: str) -> EqualTimeRunner:
-        from jnigt.training import Trainer
-
         key = (method, batch_size, n, step)
         if key not in self._cache:
             tr = Trainer(config(self.design, method, n, step, batch_size), num_devices=1)
@@ -259,8 +256,6 @@ def instance(design: Design) -> dict:
     """J*, theta*, ||grad J(theta_0)||, sigma^2, L_g, L_h, D of the instance (module docstring)."""
     import jax
     import jax.numpy as jnp
-
-    from jnigt.training import Trainer
 
     tr = Trainer(config(design, "rennala", 1, "equal", 1), num_devices=1)
     star = lqr_exact.stationary_point(tr)
@@ -300,8 +295,6 @@ def tuning_score(times, ttes) -> float:
 def _tune(design, runners, name, n, step, method, eps, files, log) -> dict:
     """Tuning of one method and scenario (module docstring); an alpha chosen on an edge of the grid adds
     the next alpha beyond it (the grid's ratio, ``study.extend_alphas``), at most ``max_extensions`` times."""
-    from jnigt.experiments.study import extend_alphas
-
     times = log_grid(t_end(design, n, step), design.grid_points)
     h = step_times(n, step)
     seeds = np.arange(design.tune_seeds)
@@ -397,8 +390,6 @@ def _hetero(design, name, n, step, fast, files, log) -> dict:
     """Weighted stationary point and both methods' tuned report runs of one heterogeneous panel."""
     import jax
     import jax.numpy as jnp
-
-    from jnigt.training import Trainer
 
     m_agg = design.hetero_batch_factor * n
     trainers = {}
@@ -553,7 +544,5 @@ def _write_csv(path: str, rows: list[dict]) -> None:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
-
-    from jnigt.experiments.study import _atomic_write
 
     _atomic_write(path, write)

@@ -23,6 +23,7 @@ import numpy as np
 
 from jnigt import theory
 from jnigt.experiments import lqr_exact, stats
+from jnigt.experiments.theory_lqr import METHODS, PAIRS, floors, map_comm, step_times
 
 LABELS = {
     "rennala": "Rennala NIGT",
@@ -64,8 +65,6 @@ def constants(inst: dict) -> theory.Constants:
 
 
 def _costs(design, n, step):
-    from jnigt.experiments.theory_lqr import step_times
-
     return theory.trajectory_costs(np.sort(step_times(n, step)), design.horizon)
 
 
@@ -94,8 +93,6 @@ def predicted_crossing(c, eps: float, consts, pair: str, h1: float, horizon: int
 
 
 def write(out, size, design, inst, chosen, reports, maps, hetero) -> dict:
-    from jnigt.experiments.theory_lqr import METHODS, PAIRS, floors, map_comm
-
     g0 = inst["grad_norm_0"]
     eps = g0 * np.asarray(design.eps_fractions)
     consts = constants(inst)
@@ -366,8 +363,6 @@ def _heatmaps(out, design, scen, rows, inst, consts) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from jnigt.experiments.theory_lqr import PAIRS
 
     rs = list(design.map_ratios)
     for a, b in PAIRS:

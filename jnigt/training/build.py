@@ -11,6 +11,8 @@ import optax
 
 from jnigt import timing as timing_lib
 from jnigt import validate
+from jnigt.gradients import policy as policy_lib
+from jnigt.transforms import nigt
 
 # Inner optimizers: "nigt" (the paper) or any optax optimizer that takes a learning rate.
 OPTAX_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "lion")
@@ -88,9 +90,7 @@ def policy_kwargs(config) -> dict:
 
 def make_policy(config, env):
     """The Gaussian policy of ``config`` (:func:`policy_kwargs`) sized for ``env``."""
-    from jnigt.gradients.policy import make_policy as make
-
-    return make(env, **policy_kwargs(config))
+    return policy_lib.make_policy(env, **policy_kwargs(config))
 
 
 def make_optimizer(name: str, learning_rate, momentum=None) -> optax.GradientTransformationExtraArgs:
@@ -101,8 +101,6 @@ def make_optimizer(name: str, learning_rate, momentum=None) -> optax.GradientTra
     live in ``state.hyperparams``, so ``jax.vmap`` over states sweeps them.
     """
     if validate.one_of("optimizer", name, OPTIMIZERS) == "nigt":
-        from jnigt.transforms import nigt
-
         return optax.inject_hyperparams(nigt)(learning_rate=learning_rate, momentum=momentum)
     if momentum is not None:
         raise ValueError(f"momentum: applies to optimizer nigt only (optimizer={name!r})")

@@ -28,7 +28,7 @@ from jnigt.gradients import gpomdp, obs_norm
 from jnigt.training import build, methods
 from jnigt.training.config import TrainConfig
 from jnigt.training.methods import Context
-from jnigt.training.methods._common import grad_norm
+from jnigt.training.methods._common import direction_norm
 from jnigt.training.state import TrainState
 from jnigt.transforms import nigt_eval_params
 from jnigt.transforms.nigt import find_nigt_state
@@ -43,7 +43,7 @@ def is_traced(*xs) -> bool:
 
 class Update(NamedTuple):
     """What one contribution did: ``closed`` (the server stepped), ``dropped`` (gradients refused as
-    non-finite) and ``grad_norm`` (||d_t|| under NIGT, else the norm of the server's update)."""
+    non-finite) and ``grad_norm`` (the metric of that name: ``jnigt.training.methods.METRIC_NAMES``)."""
 
     closed: jax.Array
     dropped: jax.Array
@@ -83,8 +83,10 @@ class Learner:
             mesh=mesh,
             use_pmap=use_pmap,
         )
-        self.method = module.build(ctx, self.plan)
-        self.mesh = self.method.mesh
+        #: the method built on this run (``jnigt.training.methods.Method``): its rounds' init, steps and
+        #: clock (``config.method`` is its name, ``TrainState.method`` its own state)
+        self.rounds = module.build(ctx, self.plan)
+        self.mesh = self.rounds.mesh
         self.num_devices = self.mesh.devices.size
         self._evaluate = jax.jit(self._evaluate_impl)
         self._update = jax.jit(self._update_impl)
@@ -115,17 +117,17 @@ class Learner:
         ``fold_in(key(seed), OBS_STATS_STREAM)`` (not charged to the clock).
         """
         traced = is_traced(seed, learning_rate, momentum)
-        put = (lambda t: t) if traced else (lambda t: replicate(t, self.mesh))
+        place = (lambda t: t) if traced else (lambda t: replicate(t, self.mesh))
         key, pkey = jax.random.split(jax.random.key(seed))
         params = self.policy.init(pkey)
         obs_stats = None
         if self.config.obs_norm == "initial":
             stats_key = jax.random.fold_in(jax.random.key(seed), OBS_STATS_STREAM)
-            obs_stats = put(self._obs_stats(params, stats_key))
+            obs_stats = place(self._obs_stats(params, stats_key))
         inner = self._optimizer(learning_rate, momentum)
-        params, opt_state, method_state, key = self.method.init(params, key, inner, put, obs_stats)
+        params, opt_state, method_state, key = self.rounds.init(params, key, inner, place, obs_stats)
         zero_f, zero_i = jnp.zeros([], jnp.float32), jnp.zeros([], jnp.int32)
-        eval_key, zero_f, zero_i = put((jax.random.key(seed + 1), zero_f, zero_i))
+        eval_key, zero_f, zero_i = place((jax.random.key(seed + 1), zero_f, zero_i))
         return TrainState(
             params, opt_state, key, eval_key, zero_f, zero_i, zero_i, zero_i, method_state, obs_stats
         )
@@ -140,7 +142,7 @@ class Learner:
 
     def eval_params(self, state: TrainState):
         """theta_t (not theta~): the point to evaluate and deploy (docs/algorithms.md#nigt)."""
-        opt_state = self.method.inner_state(state.opt_state)
+        opt_state = self.rounds.inner_state(state.opt_state)
         return (
             nigt_eval_params(state.params, opt_state)
             if find_nigt_state(opt_state) is not None
@@ -170,9 +172,9 @@ class Learner:
         n = self.config.num_agents
         rows = jax.tree.map(lambda g: jnp.zeros((n,) + g.shape, g.dtype).at[agent].set(g), grads)
         counts = jnp.zeros((n,), jnp.int32).at[agent].set(count)
-        before = self.method.inner_state(state.opt_state)
-        upd, opt_state = self.method.server_update(rows, state.opt_state, state.params, counts, state.round)
-        after = self.method.inner_state(opt_state)
+        before = self.rounds.inner_state(state.opt_state)
+        upd, opt_state = self.rounds.server_update(rows, state.opt_state, state.params, counts, state.round)
+        after = self.rounds.inner_state(opt_state)
         closed = after.closed
         state = state._replace(
             params=optax.apply_updates(state.params, upd),
@@ -180,4 +182,4 @@ class Learner:
             round=state.round + closed.astype(state.round.dtype),
             comms=state.comms + closed.astype(state.comms.dtype),
         )
-        return state, Update(closed, after.dropped - before.dropped, grad_norm(after.inner_state, upd))
+        return state, Update(closed, after.dropped - before.dropped, direction_norm(after.inner_state, upd))

@@ -32,8 +32,8 @@ class Trainer(Learner):
 
     def __init__(self, config, num_devices: int | None = None, use_pmap: bool = False, env=None):
         super().__init__(config, num_devices, use_pmap, env)
-        self._step = jax.jit(lambda s: self.method.steps(s, 1))
-        self._next_time = jax.jit(self.method.next_time)
+        self._step = jax.jit(lambda s: self.rounds.steps(s, 1))
+        self._next_time = jax.jit(self.rounds.next_time)
         self._chunk = jax.jit(self._chunk_impl)
 
     def _check(self, mesh) -> None:
@@ -68,9 +68,9 @@ class Trainer(Learner):
         """
         state, metrics, ret = self._chunk(state)
         if not is_traced(state.time) and not np.all(np.isfinite(np.asarray(state.time))):
-            raise SimulatedClockError(f"{self.config.method}: {self.method.stalled}")
+            raise SimulatedClockError(f"{self.config.method}: {self.rounds.stall_message}")
         return state, metrics, ret
 
     def _chunk_impl(self, state: TrainState):
-        state, metrics = self.method.steps(state, self.config.eval_every)
+        state, metrics = self.rounds.steps(state, self.config.eval_every)
         return state, metrics, self._evaluate_impl(state)

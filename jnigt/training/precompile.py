@@ -17,6 +17,10 @@ import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+import jax
+
+from jnigt.distributed import is_writer
+
 #: Trainer -> names of its programs already compiled ahead in this process
 _DONE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: compiling threads (idle ones cost nothing; a comparison of m methods has up to 2 m programs)
@@ -24,8 +28,6 @@ _THREADS = 8
 
 
 def _to_stderr(message: str) -> None:
-    from jnigt.distributed import is_writer
-
     if is_writer():
         print(message, file=sys.stderr, flush=True)
 
@@ -33,8 +35,6 @@ def _to_stderr(message: str) -> None:
 def _persistent_cache_on() -> bool:
     """Whether JAX's persistent compilation cache is on (jnigt.experiments.cache), so that later runs
     load these programs instead of compiling them."""
-    import jax
-
     return bool(jax.config.jax_enable_compilation_cache and jax.config.jax_compilation_cache_dir)
 
 

@@ -7,6 +7,8 @@ Every method module carries:
   one arrival), so whether ``batch_size`` is a hyperparameter of the method;
 - ``WAITS_FOR_EVERY_AGENT``: whether a round waits for every agent (then no agent may be dead, and a
   starved agent stalls it); ``STARVED_HINT``: what to do then (None when it does not wait);
+- ``TRACED_TIMES``: how its per-agent times can be traced (``EqualTimeRunner(traced_times=True)``,
+  jnigt/experiments/sweep.py), or None where its buffers are planned on the host from the times;
 - ``plan(config, num_devices, clock) -> Plan``: the slots and accumulators of one round per device
   (``clock()`` returns the run's :class:`jnigt.timing.Timing` for a method whose plan needs it);
 - ``aggregator(inner, config, local_agents, axis_name=None, first=False)``: the aggregator wrapper
@@ -15,7 +17,7 @@ Every method module carries:
 - ``round_time(c, kappa, batch_size) -> jnigt.theory.RoundTime``: the predicted time of one step, and
   ``bracket_at(round_time, t_end, num_agents) -> (lower, upper)``: the bracket of the measured
   ``t_end / steps`` (docs/algorithms.md#theory);
-- ``build(ctx: Context, plan: Plan) -> Method``: the round itself.
+- ``build(ctx: Context, plan: Plan) -> Method``: the round itself (a Trainer's ``rounds``).
 
 The :class:`~jnigt.training.Trainer` runs any of them the same way. Methods name the aggregation
 (docs/algorithms.md#rennala, #malenia, #synchronized, #afedpg); the inner optimizer is separate

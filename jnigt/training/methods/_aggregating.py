@@ -40,7 +40,7 @@ from jnigt import distributed
 from jnigt import timing as timing_lib
 from jnigt.distributed import PER_DEVICE, REPLICATED
 from jnigt.gradients import gpomdp
-from jnigt.training.methods._common import Context, Plan, grad_norm, step_metrics
+from jnigt.training.methods._common import Context, Plan, direction_norm, step_metrics
 from jnigt.training.slots import slots_from_counts
 from jnigt.training.state import TrainState
 
@@ -113,11 +113,11 @@ class Aggregating:
     ctx: Context
     plan: Plan
     #: the error message when the clock becomes infinite
-    stalled: str
+    stall_message: str
     #: segments per device: the leading axis of the contributions the aggregator sums
     contributors: int
     #: whether the first round's aggregator differs from the later rounds' (M_init != M)
-    first_differs: bool = False
+    first_round_differs: bool = False
 
     #: rounds are stepped one at a time (AFedPG's ``advance`` runs arrivals in blocks)
     advance = None
@@ -152,12 +152,12 @@ class Aggregating:
     def _map(self, fn, in_specs, out_specs):
         return distributed.map_over_agents(fn, self.ctx.mesh, in_specs, out_specs, self.ctx.use_pmap)
 
-    def init(self, params, key, inner, put, obs_stats=None):
+    def init(self, params, key, inner, place, obs_stats=None):
         wrapper = self.aggregator(inner, False)
         init = self._map(lambda p: (wrapper.init(p),), in_specs=(REPLICATED,), out_specs=(PER_DEVICE,))
         # replicated over the mesh from the start: the chunk's outputs have this sharding, so the
         # second chunk does not recompile, and with several processes these are global arrays
-        params, key = put((params, key))
+        params, key = place((params, key))
         (opt_state,) = jax.jit(init)(params)
         return params, opt_state, {}, key
 
@@ -209,7 +209,7 @@ class Aggregating:
             wrapper = self.aggregator(self.ctx.inner, first)
             return wrapper.update(pg.grad_sums, opt_state, st.params, counts=pg.counts)
 
-        upd, opt_state = first_or_later(st.round, self.first_differs, False, update)
+        upd, opt_state = first_or_later(st.round, self.first_round_differs, False, update)
         params = optax.apply_updates(st.params, upd)
         steps, ret_sum, n_ret, dropped = distributed.all_reduce(
             (
@@ -234,7 +234,7 @@ class Aggregating:
             dropped=dropped,
             wasted=rnd.wasted,
             closed=closed,
-            norm=grad_norm(opt_state.inner_state, upd),
+            norm=direction_norm(opt_state.inner_state, upd),
             train_return=ret_sum / jnp.maximum(n_ret, 1.0),
         )
         return (st, opt_state), metrics
@@ -248,7 +248,7 @@ class Aggregating:
                 wrapper = self.aggregator(self.ctx.inner, first)
                 return wrapper.update(grads, opt_state, params, counts=counts)
 
-            return first_or_later(round_index, self.first_differs, False, update)
+            return first_or_later(round_index, self.first_round_differs, False, update)
 
         split = P(distributed.AXIS)  # a leading agent axis, one block per device
         specs = (split, PER_DEVICE, REPLICATED, split, REPLICATED)

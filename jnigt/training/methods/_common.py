@@ -15,7 +15,9 @@ from jnigt.gradients import gpomdp
 from jnigt.training.state import TrainState
 from jnigt.transforms.nigt import find_nigt_state, overflow_safe_norm
 
-#: Metrics every step reports (scalars): see :meth:`jnigt.training.Trainer.step`.
+#: Metrics every step reports (scalars): see :meth:`jnigt.training.Trainer.step`. ``grad_norm`` is the
+#: norm of the step's direction (:func:`direction_norm`): ||d_t||, NIGT's momentum buffer, when the
+#: inner optimizer is NIGT (AFedPG's server included), else the norm of the server's update.
 METRIC_NAMES = (
     "time",
     "env_steps",
@@ -72,24 +74,24 @@ class Context:
 class Method(Protocol):
     """One method: its round timing, slot layout, state and step, behind one interface.
 
-    ``init(params, key, inner, put, obs_stats=None) -> (params, opt_state, method_state, key)``: the
+    ``init(params, key, inner, place, obs_stats=None) -> (params, opt_state, method_state, key)``: the
       optimizer and method state for the starting ``params`` (``inner``: the inner optimizer, whose
-      hyperparameters may be traced); ``put`` places host values on the mesh (identity under a trace);
+      hyperparameters may be traced); ``place`` places host values on the mesh (identity under a trace);
       ``obs_stats``: the observation normaliser of the run (for trajectories sampled at init).
     ``steps(state, length) -> (state, metrics [length])``: ``length`` steps (rounds; AFedPG: arrivals)
       in one ``lax.scan``; pure.
     ``next_time(state) -> scalar``: the time at which the next step will end (consistent with steps).
     ``inner_state(opt_state)``: the state holding the inner optimizer's (for theta_t).
-    ``stalled``: the error message when the clock becomes infinite.
+    ``stall_message``: the error message when the clock becomes infinite.
     ``advance``: None (the equal-time runner steps one at a time), or ``advance(state, carry, more, record)``
       running steps while ``more`` holds (AFedPG along its known schedule: arrivals in blocks).
     """
 
     mesh: jax.sharding.Mesh
-    stalled: str
+    stall_message: str
     advance: Callable | None
 
-    def init(self, params, key, inner, put: Callable, obs_stats=None) -> tuple: ...
+    def init(self, params, key, inner, place: Callable, obs_stats=None) -> tuple: ...
 
     def steps(self, state: TrainState, length: int) -> tuple[TrainState, dict]: ...
 
@@ -98,9 +100,9 @@ class Method(Protocol):
     def inner_state(self, opt_state) -> Any: ...
 
 
-def grad_norm(opt_state, updates) -> jax.Array:
-    """||d_t|| (NIGT's momentum buffer) when the optimizer is NIGT, else the update's norm (both by
-    ``overflow_safe_norm``: the plain norm wherever it is finite)."""
+def direction_norm(opt_state, updates) -> jax.Array:
+    """The ``grad_norm`` metric: ||d_t|| (NIGT's momentum buffer) when the optimizer is NIGT, else the
+    update's norm (both by ``overflow_safe_norm``: the plain norm wherever it is finite)."""
     nigt = find_nigt_state(opt_state)
     return overflow_safe_norm(nigt.momentum_buffer if nigt is not None else updates)
 

@@ -38,7 +38,7 @@ from jnigt import theory
 from jnigt import timing as timing_lib
 from jnigt.distributed import process_mesh
 from jnigt.gradients import gpomdp
-from jnigt.training.methods._common import Context, Plan, grad_norm, step_metrics
+from jnigt.training.methods._common import Context, Plan, direction_norm, step_metrics
 from jnigt.training.state import TrainState
 from jnigt.transforms import rennala
 
@@ -47,6 +47,7 @@ LABEL = "AFedPG"
 BATCHES = False
 WAITS_FOR_EVERY_AGENT = False
 STARVED_HINT = None
+TRACED_TIMES = "clock in the trace; block size B from trainer.config's times (any B: same numbers)"
 
 
 def plan(config, num_devices: int, clock=None) -> Plan:
@@ -111,7 +112,7 @@ class Afedpg:
     mesh: jax.sharding.Mesh
     #: B, the arrivals :meth:`advance` samples in one batch (0: one at a time; charge "taken", jitter)
     block: int = 0
-    stalled: str = "the simulated clock became infinite: every agent is dead"
+    stall_message: str = "the simulated clock became infinite: every agent is dead"
 
     @staticmethod
     def server(inner):
@@ -121,7 +122,7 @@ class Afedpg:
     def taken(self) -> bool:
         return self.ctx.timing.charge == "taken"
 
-    def init(self, params, key, inner, put, obs_stats=None):
+    def init(self, params, key, inner, place, obs_stats=None):
         c = self.ctx.config
         key, ck = jax.random.split(key)
         if self.taken:  # every agent starts its first trajectory at theta_0
@@ -130,11 +131,11 @@ class Afedpg:
             keys = jax.vmap(lambda a: jax.random.fold_in(tk, a))(agents)
             tg = self.ctx.trajectory_gradients(params, keys, agents, obs_stats)
             clock = timing_lib.afedpg_init(self.ctx.timing, c.horizon, ck, steps=tg.steps)
-            method = AfedpgTakenState(tg.grad, tg.steps, tg.ret, clock.next_finish)
-            return put((params, self.server(inner).init(params), method, key))
+            method_state = AfedpgTakenState(tg.grad, tg.steps, tg.ret, clock.next_finish)
+            return place((params, self.server(inner).init(params), method_state, key))
         clock = timing_lib.afedpg_init(self.ctx.timing, c.horizon, ck)
         stale = jax.tree.map(lambda p: jnp.broadcast_to(p, (c.num_agents,) + p.shape), params)
-        return put((params, self.server(inner).init(params), AfedpgState(stale, clock.next_finish), key))
+        return place((params, self.server(inner).init(params), AfedpgState(stale, clock.next_finish), key))
 
     def inner_state(self, opt_state):
         return opt_state
@@ -184,7 +185,7 @@ class Afedpg:
             dropped=dropped,
             wasted=0.0,
             closed=opt_state.closed,
-            norm=grad_norm(opt_state.inner_state, upd),
+            norm=direction_norm(opt_state.inner_state, upd),
             train_return=ret,
         )
         return st, metrics

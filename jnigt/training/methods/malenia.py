@@ -39,6 +39,7 @@ LABEL = "Malenia NIGT"
 BATCHES = True
 WAITS_FOR_EVERY_AGENT = True
 STARVED_HINT = "or opt in to dropping it with malenia_drop_after=k (--malenia-drop-after k)"
+TRACED_TIMES = None  # its arrival buffer and slot count are shapes planned on the host from the times
 bracket_at = periodic_bracket
 
 
@@ -128,8 +129,8 @@ def build(ctx: Context, plan: Plan) -> Malenia:
         ctx=ctx,
         plan=plan,
         contributors=plan.accumulators,
-        first_differs=first_batch(c) != c.batch_size,
-        stalled=(
+        first_round_differs=first_batch(c) != c.batch_size,
+        stall_message=(
             f"the simulated clock became infinite: a Malenia round ran out of its slot buffers under "
             f"jitter={c.jitter}, charge={c.charge!r} ({plan.max_per_agent} trajectories per agent); raise "
             f"malenia_slack (now {c.malenia_slack})"

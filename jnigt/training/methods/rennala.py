@@ -25,6 +25,7 @@ LABEL = "Rennala NIGT"
 BATCHES = True
 WAITS_FOR_EVERY_AGENT = False
 STARVED_HINT = None
+TRACED_TIMES = "rebuilt in the trace"
 bracket_at = periodic_bracket
 
 
@@ -97,6 +98,6 @@ def build(ctx: Context, plan: Plan) -> Rennala:
         plan=plan,
         contributors=-(-c.num_agents // ctx.mesh.devices.size) if plan.candidates else plan.slots,
         # the wrapper itself closes the first round at M_init
-        first_differs=False,
-        stalled="the simulated clock became infinite: no live agent can fill a Rennala batch",
+        first_round_differs=False,
+        stall_message="the simulated clock became infinite: no live agent can fill a Rennala batch",
     )

@@ -31,6 +31,7 @@ LABEL = "Synchronized NIGT"
 BATCHES = True
 WAITS_FOR_EVERY_AGENT = True
 STARVED_HINT = "or use method='rennala', which pools whatever arrives"
+TRACED_TIMES = "rebuilt in the trace"
 bracket_at = periodic_bracket
 
 
@@ -114,6 +115,6 @@ def build(ctx: Context, plan: Plan) -> Synchronized:
         ctx=ctx,
         plan=plan,
         contributors=ctx.config.num_agents // ctx.mesh.devices.size,
-        first_differs=first_share != share,
-        stalled="the simulated clock became infinite: a synchronized round waits for an agent that never delivers",
+        first_round_differs=first_share != share,
+        stall_message="the simulated clock became infinite: a synchronized round waits for an agent that never delivers",
     )
