@@ -1,5 +1,6 @@
 """Run a :class:`TrainConfig` to the end: metrics (strict JSON lines + TensorBoard), progress bar, a
-divergence check (:mod:`jnigt.training.divergence`) and orbax checkpoints after every chunk. A killed
+divergence check (:mod:`jnigt.training.divergence`) and orbax checkpoints after every chunk
+(:class:`jnigt.training.outputs.RunOutputs`, shared with the Ray executor). A killed
 run started again with the same ``out_dir`` resumes from its last checkpoint and ends with exactly the
 parameters and metrics of an uninterrupted run.
 """
