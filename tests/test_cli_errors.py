@@ -189,6 +189,13 @@ def test_progress_counts_rounds_or_arrivals_and_estimates_a_run_to_a_simulated_t
     bar.update(50, 101.0, 1.0)  # reached end_time: done
     assert (bar.bar.n, bar.bar.total) == (50, 50)
     bar.close()
+    # Ray: updated every round, stops at rounds whatever end_time (its time is wall-clock)
+    bar = RunProgress(afedpg, round=20, time=3.0, where="ray", by_time=False)
+    assert (bar.bar.desc, bar.bar.unit, bar.bar.total, bar.bar.n) == ("ray afedpg+nigt", "arrival", 1000, 20)
+    bar.update(30, 4.0, 2.5)
+    bar.update(31, 4.1)  # a row without evaluation keeps the last eval_return shown
+    assert (bar.bar.n, bar.bar.total, bar.bar.postfix) == (31, 1000, "time=4.1, eval_return=2.5")
+    bar.close()
 
 
 def test_precompiled_programs_are_the_ones_the_run_calls(caplog):

@@ -38,8 +38,11 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from jnigt import validate
 from jnigt.executors.ray_agent import (
     SLOWDOWNS,
     Agent,
@@ -49,6 +52,9 @@ from jnigt.executors.ray_agent import (
     make_agents,
     runtime_env,
 )
+from jnigt.training import TrainConfig, methods, run_folder
+from jnigt.training.learner import Learner
+from jnigt.training.outputs import RunOutputs
 
 __all__ = [
     "SLOWDOWNS",
@@ -106,8 +112,6 @@ def _meta(config, slowdown, time_scale) -> dict:
 def check_out_dir(config, out_dir: str, slowdown: str | None = "config", time_scale: float = 1e-3) -> None:
     """ValueError if ``out_dir`` holds a run of another config or other executor settings (cheap: callers
     run it before Ray starts)."""
-    from jnigt.training import run_folder
-
     run_folder.check_out_dir(_meta(config, _slowdown(config, slowdown), time_scale), out_dir)
 
 
@@ -158,9 +162,6 @@ def train_ray(
     steps since the gradient's point was sent); eval_return every ``eval_every`` rounds.
     """
     ray = _import_ray()
-    from jnigt import validate
-    from jnigt.training import TrainConfig, run_folder
-
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a jnigt.training.TrainConfig, got {type(config).__name__}")
     if getattr(config, "charge", "horizon") != "horizon":
@@ -255,24 +256,22 @@ class _Round:
 
 
 class _Driver:
-    """The learner's event loop: the run's state and folder, the live agents and one request in flight
+    """The learner's event loop: the run's state and outputs, the live agents and one request in flight
     per live agent (see the module docstring)."""
 
     def __init__(self, ray, config, out_dir, actors, delays, options: _Options):
-        from jnigt.training import methods, run_folder
-        from jnigt.training.learner import Learner
-
         self.ray, self.c, self.o, self.actors = ray, config, options, actors
         self.module = methods.get(config.method)
         self.learner = Learner(config, num_devices=1)
         self.state = self.learner.init(config.seed)._replace(method={})  # the simulated clock is not Ray's
-        self.folder, self.rows = None, []
+        folder = None
         if out_dir is not None:
             meta = _meta(config, options.slowdown, options.time_scale)
-            self.folder = run_folder.RunFolder(
+            folder = run_folder.RunFolder(
                 out_dir, meta, self.state, resume=options.resume, tensorboard=options.tensorboard
             )
-            self.state, self.rows = self.folder.state, self.folder.rows
+            self.state = folder.state
+        self.outputs = RunOutputs(config, folder, self.state, where="ray")
         self.rnd, self.env_steps = int(self.state.round), int(self.state.env_steps)
         self.live = [i for i in range(config.num_agents) if math.isfinite(delays[i])]
         self.delays = delays
@@ -301,19 +300,14 @@ class _Driver:
         self.version_sent[i] = self.rnd
         self.inflight[fut] = i
 
-    def warm_up(self, monitor) -> None:
+    def warm_up(self) -> None:
         """Not timed: every agent's gradient, the learner's update and evaluation; the round-0 row."""
         c, learner, state = self.c, self.learner, self.state
         host, obs_stats = host_tree(state.params), host_tree(state.obs_stats)
         warm = [self.actors[i].setup.remote(i, c, self.delays[i], host, obs_stats) for i in self.live]
         learner.update(state, _zeros_like(host), 0)
-        if self.rnd == 0 and not self.rows:
-            self.rows = [
-                {"round": 0, "time": 0.0, "env_steps": 0, "eval_return": float(learner.evaluate(state))}
-            ]
-            if self.folder is not None:
-                self.folder.append(self.rows)
-            monitor.check_rows(self.rows)
+        if self.outputs.fresh(state):
+            self.outputs.first_row(learner.evaluate(state))
         else:
             float(learner.evaluate(state))
         for i, fut in zip(list(self.live), warm):
@@ -324,21 +318,15 @@ class _Driver:
         self.point_ref = self.ray.put(host)
 
     def run(self) -> RayRun:
-        from jnigt.training import divergence
-
         ray, c, o, actors = self.ray, self.c, self.o, self.actors
-        monitor = divergence.Monitor(c, self.state.params, self.rnd, where="ray")
-        self.warm_up(monitor)
+        self.warm_up()
         end = (
             c.rounds
             if o.stop_after_chunks is None
             else min(c.rounds, self.rnd + o.stop_after_chunks * c.eval_every)
         )
-        bar = None
-        if o.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=c.rounds, initial=self.rnd, unit="round", desc=f"ray {c.method}+{c.optimizer}")
+        if o.progress:  # the rounds run to config.rounds: Ray's time is wall-clock, not the simulated clock
+            self.outputs.start_progress(self.state, by_time=False)
         share = getattr(self.module, "share", None)  # synchronized: each agent delivers its share, then idles
         one_per_step = not self.module.BATCHES  # AFedPG: a stale gradient is the method, not waste
         t0 = time.perf_counter() - float(self.state.time)
@@ -386,54 +374,43 @@ class _Driver:
                 for k in [i] + sorted(self.idle & set(self.live)):
                     self.submit(k)
                 self.idle.clear()
-                self.end_round(row, monitor)
-                if bar is not None:
-                    bar.update(1)
+                self.end_round(row)
                 if o.on_round is not None:
                     o.on_round(self.rnd, list(actors))
                 cur = _Round(c.num_agents)
         finally:
-            self.stop(bar)
+            self.stop()
         return self.result()
 
-    def end_round(self, row: dict, monitor) -> None:
+    def end_round(self, row: dict) -> None:
         """A closed round's row; every ``eval_every`` rounds its evaluation, checkpoint and divergence check."""
-        c, rnd = self.c, self.rnd
-        chunk_end = rnd % c.eval_every == 0
-        if chunk_end:
+        if self.rnd % self.c.eval_every == 0:
             row["eval_return"] = float(self.learner.evaluate(self.state))
-        self.rows.append(row)
-        if self.folder is not None:
-            self.folder.append([row])
-            if chunk_end:
-                self.folder.save(rnd, _with_counters(self.state, row))
-        if chunk_end:
-            monitor.check(self.rows[-c.eval_every :], self.state.params, rnd)
+            self.outputs.end_chunk([row], self.state, checkpoint=_with_counters(self.state, row))
+        else:
+            self.outputs.add_rows([row])
 
-    def stop(self, bar) -> None:
+    def stop(self) -> None:
         """Leave the actors idle (wake sleeping requests, wait for what is in flight); close the outputs."""
         for i in self.live:
             self.actors[i].stop.remote()
         if self.inflight:
             self.ray.wait(list(self.inflight), num_returns=len(self.inflight), timeout=30.0)
-        if bar is not None:
-            bar.close()
-        if self.folder is not None:
-            self.folder.close()
+        self.outputs.close()
 
     def result(self) -> RayRun:
-        state = self.state
+        state, rows = self.state, self.outputs.rows
         final = dict(
             params=state.params,
             eval_params=self.learner.eval_params(state),
             opt_state=state.opt_state,
             obs_stats=state.obs_stats,
             round=self.rnd,
-            time=self.rows[-1]["time"] if self.rows else 0.0,
+            time=rows[-1]["time"] if rows else 0.0,
             env_steps=self.env_steps,
             comms=int(state.comms),
         )
-        return RayRun(self.c, final, self.rows)
+        return RayRun(self.c, final, rows)
 
 
 def _run(ray, config, out_dir, actors, delays, options: _Options) -> RayRun:
@@ -443,15 +420,11 @@ def _run(ray, config, out_dir, actors, delays, options: _Options) -> RayRun:
 
 def _zeros_like(tree):
     """Host zeros shaped like ``tree`` (a warm-up gradient)."""
-    import jax
-
     return jax.tree.map(np.zeros_like, tree)
 
 
 def _with_counters(state, row):
     """``state`` with the wall-clock time and env_steps of ``row`` (what a checkpoint resumes from)."""
-    import jax.numpy as jnp
-
     return state._replace(
         time=jnp.asarray(row["time"], state.time.dtype),
         env_steps=jnp.asarray(row["env_steps"], state.env_steps.dtype),

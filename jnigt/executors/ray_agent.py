@@ -13,7 +13,15 @@ import os
 import threading
 import time
 
+import jax
 import numpy as np
+
+import jnigt
+from jnigt import timing as timing_lib
+from jnigt import validate
+from jnigt.gradients.gpomdp import trajectory_gradient
+from jnigt.training import build, methods
+from jnigt.training.build import parse_times
 
 SLOWDOWNS = ("step", "trajectory", None)
 
@@ -34,11 +42,6 @@ def agent_delays(config, slowdown: str | None = "step", time_scale: float = 1e-3
     ``step``: ``H * h_i * time_scale``; ``trajectory``: ``h_i * time_scale``; None: zeros. h_i comes
     from ``jnigt.timing.make_timing`` with the config's step_model, stragglers and dead agents.
     """
-    from jnigt import timing as timing_lib
-    from jnigt import validate
-    from jnigt.training import methods
-    from jnigt.training.build import parse_times
-
     if slowdown not in SLOWDOWNS:
         raise ValueError(f"slowdown must be one of {SLOWDOWNS}, got {slowdown!r}")
     time_scale = validate.real("time_scale", time_scale, low=0.0)
@@ -65,8 +68,7 @@ def runtime_env(extra_env: dict[str, str] | None = None) -> dict:
     PYTHONPATH is built from where the driver found ``jnigt`` and ``jnigt_envs``, so it works both
     from an installed package and from a source tree.
     """
-    import jnigt
-    import jnigt_envs
+    import jnigt_envs  # on first use, as in jnigt/training/learner.py: it imports the simulators
 
     roots = []
     for mod in (jnigt, jnigt_envs):
@@ -100,8 +102,6 @@ class Agent:
     """
 
     def __init__(self):
-        import jax  # noqa: F401  (imported once, at start-up)
-
         self._cache: dict = {}
         self._cv = threading.Condition()
         self._newest, self._next, self._generation, self._count = -1, None, 0, 0
@@ -110,16 +110,11 @@ class Agent:
         """Configure for agent ``agent`` of a run of ``config`` (a TrainConfig) starting at ``params``, and
         compile (and run once) the gradient; returns the seconds it took. ``obs_stats``: the run's
         observation statistics (docs/algorithms.md#obs-norm), None for raw observations."""
-        import jax
-
-        from jnigt.training import build
-
         t0 = time.perf_counter()
         c = config
         spec = (c.env, c.backend, tuple(sorted(build.policy_kwargs(c).items())), c.horizon, c.discount)
         if spec not in self._cache:
-            from jnigt.gradients.gpomdp import trajectory_gradient
-            from jnigt_envs import make_env
+            from jnigt_envs import make_env  # on first use, as in jnigt/training/learner.py
 
             env = make_env(c.env, backend=c.backend)
             policy = build.make_policy(c, env)
@@ -203,8 +198,6 @@ class Agent:
 
 
 def host_tree(tree):
-    import jax
-
     return jax.tree.map(np.asarray, tree)
 
 

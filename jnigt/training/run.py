@@ -1,5 +1,6 @@
 """Run a :class:`TrainConfig` to the end: metrics (strict JSON lines + TensorBoard), progress bar, a
-divergence check (:mod:`jnigt.training.divergence`) and orbax checkpoints after every chunk. A killed
+divergence check (:mod:`jnigt.training.divergence`) and orbax checkpoints after every chunk
+(:class:`jnigt.training.outputs.RunOutputs`, shared with the Ray executor). A killed
 run started again with the same ``out_dir`` resumes from its last checkpoint and ends with exactly the
 parameters and metrics of an uninterrupted run.
 """
@@ -14,14 +15,14 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from jnigt.distributed import is_writer
-from jnigt.training import divergence, methods, run_folder
+from jnigt.training import methods, run_folder
 from jnigt.training.config import TrainConfig
 from jnigt.training.loop import Trainer
+from jnigt.training.outputs import RunOutputs
 from jnigt.training.precompile import precompile
-from jnigt.training.progress import RunProgress
 from jnigt.training.run_folder import CONFIG_FILE, METRICS_FILE, check_out_dir
 from jnigt.training.state import TrainState
+from jnigt.transforms import find_aggregator_state, inactive_agents, starved_agents
 
 __all__ = ["CONFIG_FILE", "METRICS_FILE", "check_out_dir", "train", "trainer_for"]
 
@@ -43,8 +44,6 @@ def _check_agents(config: TrainConfig, state: TrainState, warned: set) -> None:
     method = methods.get(config.method)
     if not method.WAITS_FOR_EVERY_AGENT:
         return
-    from jnigt.transforms import find_aggregator_state, inactive_agents, starved_agents
-
     if find_aggregator_state(state.opt_state) is None:
         return
     for agent in inactive_agents(state.opt_state):
@@ -104,34 +103,31 @@ def train(
             check_out_dir(config, out_dir)
     trainer = trainer_for(config, num_devices, use_pmap)
     state = trainer.init(config.seed)
-    rows: list[dict] = []
     folder = None
     if out_dir is not None:
         folder = run_folder.RunFolder(
-            out_dir,
-            dataclasses.asdict(config),
-            state,
-            resume=resume,
-            tensorboard=tensorboard,
+            out_dir, dataclasses.asdict(config), state, resume=resume, tensorboard=tensorboard
         )
-        state, rows = folder.state, folder.rows
-
-    monitor = divergence.Monitor(config, state.params, int(state.round))
+        state = folder.state
+    outputs = RunOutputs(config, folder, state)
     total_chunks = config.rounds // config.eval_every
     done_chunks = int(state.round) // config.eval_every
-    fresh = int(state.round) == 0 and not rows
+    fresh = outputs.fresh(state)
     if progress and done_chunks < total_chunks:  # compile first, so that the bar times training only
         precompile([(f"{config.method}+{config.optimizer}", trainer, state)], evaluate=fresh)
     if fresh:
-        # the starting point, so that curves begin at time 0 with the initial policy's return
-        rows = [{"round": 0, "time": 0.0, "env_steps": 0, "eval_return": float(trainer.evaluate(state))}]
-        if folder is not None:
-            folder.append(rows, tensorboard=False)
-        monitor.check_rows(rows)
+        outputs.first_row(trainer.evaluate(state), tensorboard=False)
+    if progress:
+        outputs.start_progress(state)
 
-    bar = RunProgress(config, int(state.round), float(state.time)) if progress and is_writer() else None
     chunks_run = 0
     warned_agents: set[int] = set()
+
+    def after_chunk(state, rows):
+        if on_chunk is not None:
+            on_chunk(state, rows)
+        _check_agents(config, state, warned_agents)
+
     for _ in range(done_chunks, total_chunks):
         if stop_after_chunks is not None and chunks_run >= stop_after_chunks:
             break
@@ -139,20 +135,7 @@ def train(
             break
         first_round = int(state.round)
         state, metrics, eval_return = trainer.run_chunk(state)
-        new_rows = _rows(metrics, eval_return, first_round)
-        rows.extend(new_rows)
         chunks_run += 1
-        if folder is not None:
-            folder.append(new_rows)
-            folder.save(int(state.round), state)
-        if bar is not None:
-            bar.update(new_rows[-1]["round"], new_rows[-1]["time"], new_rows[-1]["eval_return"])
-        if on_chunk is not None:
-            on_chunk(state, new_rows)
-        _check_agents(config, state, warned_agents)
-        monitor.check(new_rows, state.params, int(state.round))
-    if bar is not None:
-        bar.close()
-    if folder is not None:
-        folder.close()
-    return trainer, state, rows
+        outputs.end_chunk(_rows(metrics, eval_return, first_round), state, then=after_chunk)
+    outputs.close()
+    return trainer, state, outputs.rows
