@@ -369,3 +369,45 @@ def test_compilation_cache_turned_on_after_a_compile_still_stores(tmp_path):
         assert any((tmp_path / "c").iterdir())
     finally:
         cache.enable_compilation_cache(None)
+
+
+def test_exported_program_is_stored_and_read_back_without_tracing(tmp_path, monkeypatch):
+    import jax
+    import jax.numpy as jnp
+
+    from jnigt.experiments import cache
+
+    traces = []
+    export = jax.export.export
+
+    def counted(fn):
+        traces.append(1)
+        return export(fn)
+
+    monkeypatch.setattr(jax.export, "export", counted)
+    f = jax.jit(lambda x, k: {"y": jnp.sin(x) * 3.0 - x, "n": k + 1})
+    args = (np.linspace(0, 1, 5, dtype=np.float32), np.int32(2))
+    try:
+        assert cache.exported_program(f, args, "f") is not None and len(traces) == 1  # cache off: traced
+        cache.enable_compilation_cache(str(tmp_path / "c"), min_compile_secs=0.0)
+        first = cache.exported_program(f, args, "f")
+        stored = list((tmp_path / "c" / cache.EXPORTED_DIR).iterdir())
+        assert len(traces) == 2 and len(stored) == 1
+        again = cache.exported_program(f, args, "f")
+        assert len(traces) == 2  # read back, not traced
+        out = jax.jit(again.call)(*args)
+        jax.tree.map(np.testing.assert_array_equal, out, f(*args))
+        jax.tree.map(np.testing.assert_array_equal, out, jax.jit(first.call)(*args))
+        cache.exported_program(f, args, "g")  # another key: another program
+        cache.exported_program(f, (args[0][:3], args[1]), "f")  # other shapes: another program
+        assert len(traces) == 4 and len(list(stored[0].parent.iterdir())) == 3
+        stored[0].write_bytes(b"damaged")
+        with pytest.warns(UserWarning, match="cannot read"):
+            cache.exported_program(f, args, "f")
+        assert len(traces) == 5
+        cache.exported_program(f, args, "f")
+        assert len(traces) == 5  # replaced by a good file
+        cache.exported_program(f, args, None)
+        assert len(traces) == 6  # no key: never stored
+    finally:
+        cache.enable_compilation_cache(None)

@@ -17,11 +17,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import numpy as np
 
-from jnigt.experiments import stats, tuning
+from jnigt.experiments import cache, stats, tuning
 from jnigt.experiments.panels import LABELS, Panel
 from jnigt.experiments.sweep import EqualTimeRunner, GridRuns, time_grid
 from jnigt.training import Trainer, memory
@@ -127,7 +128,9 @@ class Runners:
     def __call__(self, method: str, batch: int) -> EqualTimeRunner:
         if (method, batch) not in self.runners:
             trainer = make_trainer(self.panel, method, batch, env=self.env)
-            self.runners[method, batch] = EqualTimeRunner(trainer, fast_compile=self.fast_compile)
+            self.runners[method, batch] = EqualTimeRunner(
+                trainer, fast_compile=self.fast_compile, program_key=repr(self.panel)
+            )
         return self.runners[method, batch]
 
     def per_call(self, method: str, batch: int, runs: int) -> int:
@@ -137,6 +140,26 @@ class Runners:
             else:
                 self.calls[method, batch] = int(self.runs_per_call or self.default_runs or runs)
         return self.calls[method, batch]
+
+    def precompile(self, first_calls: dict[tuple[str, int], int], times, log=print) -> None:
+        """Compile the program of every (method, M) of ``first_calls`` (the runs of its first call, which
+        fix its runs per call) before anything runs: traced here, compiled in threads, since XLA releases
+        the GIL while it compiles, so one program compiles while the next is traced. Says
+        ``compiling <method> M=<M>`` for each program not compiled yet. Same programs, same numbers."""
+        jobs = []
+        with ThreadPoolExecutor(max_workers=max(1, len(first_calls))) as pool:
+            for (method, batch), runs in first_calls.items():
+                k = self.per_call(method, batch, runs)
+                args = (np.zeros(k, np.int32), np.zeros(k, np.float32), np.zeros(k, np.float32), times)
+                runner = self(method, batch)
+                if runner.is_compiled(*args):
+                    continue
+                if log is not None:
+                    once = " (first run only)" if cache.is_on() else ""
+                    log(f"  compiling {LABELS[method]} M={batch}, {k} runs per call{once}")
+                jobs.append((runner, args, pool.submit(runner.lower(*args).compile, runner.compiler_options)))
+            for runner, args, job in jobs:
+                runner.add_compiled(args, job.result())
 
     def run(self, method, batch, seeds, learning_rates, momenta, times, progress=None) -> GridRuns:
         """The runs ``seeds`` x (``learning_rates``, ``momenta``) of (method, M) on ``times``."""
@@ -263,6 +286,15 @@ class PanelResult:
     t_end: float = math.nan
 
 
+def first_call_runs(grid: tuning.TuningGrid, method: str) -> int:
+    """The runs of the first call :func:`run` makes for each batch size M of ``method``: the whole tuning
+    grid x tuning seeds, or the report seeds when the grid has one point (:func:`tune` runs nothing)."""
+    hp = grid.hyper_points()
+    if len(hp) * len(grid.batches(method)) > 1:
+        return len(hp) * len(grid.tuning_seeds)
+    return grid.report_seeds
+
+
 def planned_runs(panel: Panel, grid: tuning.TuningGrid) -> int:
     """Runs :func:`run` makes on ``panel`` (grids of one point counted as run: the progress total)."""
     per_m = len(grid.hyper_points()) * len(grid.tuning_seeds)
@@ -274,6 +306,9 @@ def run(panel: Panel, grid: tuning.TuningGrid, runners: Runners, progress=None, 
     t_end = end_time(runners(panel.reference, grid.batches(panel.reference)[0]).trainer, panel.rounds)
     times = time_grid(t_end, panel.grid_points)
     thr = stats.threshold(panel.env, panel.horizon)
+    runners.precompile(
+        {(m, b): first_call_runs(grid, m) for m in panel.methods for b in grid.batches(m)}, times, log
+    )
     tuning_rows, chosen, reports, walls = [], {}, {}, {}
     for m in panel.methods:
         t0 = time.time()

@@ -477,7 +477,7 @@ def _runner_factory(panel: Panel, design: StudyDesign, fast_compile: bool):
     def make_runner(method):
         if method not in cache:
             trainer = compare.make_trainer(panel, method, design.batch_size, env=env)
-            cache[method] = EqualTimeRunner(trainer, fast_compile=fast_compile)
+            cache[method] = EqualTimeRunner(trainer, fast_compile=fast_compile, program_key=repr(panel))
         return cache[method]
 
     return make_runner

@@ -70,6 +70,7 @@ import numpy as np
 
 from jnigt import timing as timing_lib
 from jnigt import validate
+from jnigt.experiments import cache
 from jnigt.training import methods
 
 #: Base of the evaluation keys: ``eval_key(seed, j) = fold_in(fold_in(key(EVAL_SEED), seed), j)``.
@@ -78,6 +79,10 @@ RECORDS = ("eval_return", "rounds", "env_steps", "grads_used", "comms")
 #: XLA options of ``EqualTimeRunner(fast_compile=True)``: about half the CPU compile time, slower code;
 #: for tiny runs (tests) where compiling dominates.
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def _shapes(args) -> tuple:
+    return tuple((np.shape(a), np.result_type(a).str) for a in args)
 
 
 def eval_key(seed, index):
@@ -167,6 +172,10 @@ class EqualTimeRunner:
         ``trainer.eval_params(state)``); the records come back in ``GridRuns.extra``, float32.
       traced_times: per-run ``step_time`` / ``comm_time`` arguments instead of ``trainer.config``'s
         times (module docstring: which methods, what stays static).
+      program_key: what identifies the program beyond ``trainer.config`` and these options (e.g. the
+        panel the trainer and its environment were built from). Given, without ``extra_records``, and
+        with the compilation cache on, the traced program is stored and later runs skip tracing
+        (:func:`jnigt.experiments.cache.exported_program`); None: traced in every process.
     """
 
     def __init__(
@@ -176,6 +185,7 @@ class EqualTimeRunner:
         fast_compile: bool = False,
         extra_records: Callable[[object], dict] | None = None,
         traced_times: bool = False,
+        program_key: str | None = None,
     ):
         if extra_records is not None and not callable(extra_records):
             raise TypeError(f"extra_records: must be a function of theta_t or None (got {extra_records!r})")
@@ -196,16 +206,35 @@ class EqualTimeRunner:
             self._program = jax.jit(jax.vmap(self._one_run_timed, in_axes=(0, 0, 0, None, 0, 0)))
         else:
             self._program = jax.jit(jax.vmap(self._one_run, in_axes=(0, 0, 0, None)))
-        self._options = FAST_COMPILE if fast_compile else None
+        #: XLA options of its compiles (:data:`FAST_COMPILE` or None)
+        self.compiler_options = FAST_COMPILE if fast_compile else None
+        self._key = program_key
         self._compiled = {}
 
     def _call(self, *args):
-        if self._options is None:
-            return self._program(*args)
-        shapes = tuple(np.shape(a) for a in args)
+        shapes = _shapes(args)
         if shapes not in self._compiled:
-            self._compiled[shapes] = self._program.lower(*args).compile(compiler_options=self._options)
+            self._compiled[shapes] = self.lower(*args).compile(self.compiler_options)
         return self._compiled[shapes](*args)
+
+    def lower(self, *args) -> jax.stages.Lowered:
+        """The program traced and lowered for the shapes of ``args`` (``__call__``'s arguments, as
+        converted there), through ``jax.export`` so that the trace can be stored
+        (:func:`jnigt.experiments.cache.exported_program`); compile it with ``.compile()``."""
+        key = None  # extra_records: a function whose closure the key cannot see, so never stored
+        if self._key is not None and self.extra_records is None:
+            key = repr((self._key, self.trainer.config, self.traced_times, self.max_steps))
+        exported = cache.exported_program(self._program, args, key)
+        return jax.jit(exported.call).lower(*args)
+
+    def is_compiled(self, *args) -> bool:
+        """Whether the program for the shapes of ``args`` is compiled in this runner already."""
+        return _shapes(args) in self._compiled
+
+    def add_compiled(self, args, compiled) -> None:
+        """Use ``compiled`` (``self.lower(*args).compile()``, e.g. compiled in another thread) for the
+        shapes of ``args``."""
+        self._compiled[_shapes(args)] = compiled
 
     def _one_run_timed(self, seed, learning_rate, momentum, times, step_time, comm_time):
         """``_one_run`` with the method rebuilt on the traced times (module docstring)."""
