@@ -113,6 +113,8 @@ def write(out, size, design, inst, chosen, reports, maps, hetero) -> dict:
         f"(+- {inst['sigma2_se']:.2g}), L_g = {inst['L_g']:.4g}, L_h = {inst['L_h']:.4g}, D = {inst['D']:.4g} "
         f"(on the segment theta_0 -> theta*); float32 floor of the record {inst['float32_floor']:.1e}.",
         "",
+        representative(design, inst, reports, eps, scen),
+        "",
         "Time to eps: the first grid time from which the exact ||grad J_H(theta_t)|| stays below eps up to "
         "T_end (inf: not by T_end). eps ladder = "
         + ", ".join(f"{f:.3g}" for f in design.eps_fractions)
@@ -351,6 +353,27 @@ def write(out, size, design, inst, chosen, reports, maps, hetero) -> dict:
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     return dict(claims=claims, map=map_rows, rates=rate_rows, hetero=het_rows)
+
+
+def representative(design, inst, reports, eps, scen) -> str:
+    """Why the instance is representative, with the numbers of this run."""
+    g0 = inst["grad_norm_0"]
+    reached = np.stack(
+        [np.isfinite(ttes(reports[name, m], eps)).all(axis=0) for name, _, _ in scen for m in METHODS]
+    )
+    every = [f for f, ok in zip(design.eps_fractions, reached.all(axis=0)) if ok]
+    runs = sum(ttes(reports[name, m], eps).shape[0] for name, _, _ in scen for m in METHODS)
+    smallest = f"{min(every):.3g} x ||grad J_H(theta_0)||" if every else "no eps of the ladder"
+    return (
+        "Why this instance: the default system is open-loop stable, so W_0 = 0 is a stabilising start for every "
+        f"seed (the default random initialisation is not); every method reaches {smallest} at each of its "
+        f"{runs // (len(scen) * len(METHODS))} report seeds in every scenario ({runs} runs), so time to eps is "
+        "defined down to there; below it the normalised steps of constant length alpha leave the iterates in a "
+        "noise ball (a floor of the constant step size, not of the budget). sigma^2 / ||grad J_H(theta_0)||^2 = "
+        f"{inst['sigma2'] / g0**2:.3g}, so gradient noise, the theory's leading eps^-3.5 term, dominates the cost: "
+        f"the regime the paper's bounds are about; H = {design.horizon} keeps a trajectory cheap enough for "
+        f"{design.gradients} gradients per scenario on a CPU."
+    )
 
 
 def _from_r(rows, ratios) -> float | None:
