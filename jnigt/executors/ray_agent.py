@@ -8,6 +8,7 @@ What runs in the actor processes, and how they are started: :class:`Agent` (wrap
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
@@ -17,11 +18,9 @@ import jax
 import numpy as np
 
 import jnigt
-from jnigt import timing as timing_lib
 from jnigt import validate
 from jnigt.gradients.gpomdp import trajectory_gradient
-from jnigt.training import build, methods
-from jnigt.training.build import parse_times
+from jnigt.training import build
 
 SLOWDOWNS = ("step", "trajectory", None)
 
@@ -40,21 +39,13 @@ def agent_delays(config, slowdown: str | None = "step", time_scale: float = 1e-3
     """Emulated seconds each agent sleeps after one trajectory, float64 ``[n]`` (inf = dead agent).
 
     ``step``: ``H * h_i * time_scale``; ``trajectory``: ``h_i * time_scale``; None: zeros. h_i comes
-    from ``jnigt.timing.make_timing`` with the config's step_model, stragglers and dead agents.
+    from ``jnigt.training.build.make_timing`` with the config's step_model, stragglers and dead agents.
     """
     if slowdown not in SLOWDOWNS:
         raise ValueError(f"slowdown must be one of {SLOWDOWNS}, got {slowdown!r}")
     time_scale = validate.real("time_scale", time_scale, low=0.0)
-    t = timing_lib.make_timing(
-        config.num_agents,
-        parse_times(config.step_model, "step_model"),
-        "zero",
-        jitter=config.jitter,
-        stragglers=config.stragglers,
-        dead=config.dead,
-    )
-    module = methods.get(config.method)
-    timing_lib.check_progress(t, module.WAITS_FOR_EVERY_AGENT, module.LABEL)
+    # the simulator's clock of config (the same checks), without communication: Ray's is real
+    t = build.make_timing(dataclasses.replace(config, comm_model="zero"))
     h = np.asarray(t.step_time, np.float64)
     if slowdown is None:
         return np.where(np.isfinite(h), 0.0, np.inf)
