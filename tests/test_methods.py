@@ -6,6 +6,7 @@ import pytest
 from test_training import LQR
 
 from jnigt import theory
+from jnigt import timing as timing_lib
 from jnigt.experiments import panels, tuning
 from jnigt.training import TrainConfig, Trainer, build, memory, methods
 
@@ -64,6 +65,8 @@ def test_the_memory_estimate_plans_with_the_trainers_plan(name, extra):
     tr = Trainer(cfg, num_devices=1)
     own = methods.get(name).plan(cfg, 1, lambda: build.make_timing(cfg, tr.num_params))
     assert own == tr.plan and tr.plan.slots >= 1
+    if name == "afedpg":  # a block of arrivals is sampled at once: the estimate counts its trajectories
+        assert tr.plan.slots == tr.rounds.block == timing_lib.afedpg_block_size(tr.timing, cfg.horizon) > 1
     kw = dict(obs_size=tr.env.observation_size, action_size=tr.env.action_size, num_params=tr.num_params)
     assert memory.check_round_memory(cfg, **kw, limit=2**62) == memory.check_round_memory(
         cfg, **kw, plan=tr.plan, limit=2**62

@@ -50,9 +50,19 @@ STARVED_HINT = None
 TRACED_TIMES = "clock in the trace; block size B from trainer.config's times (any B: same numbers)"
 
 
+def _on_schedule(t) -> bool:
+    """Whether the clock depends on neither the gradients nor the seed (charge "horizon", no jitter), so
+    that arrivals can be sampled in blocks along the schedule."""
+    return t.charge == "horizon" and t.jitter == 0
+
+
 def plan(config, num_devices: int, clock=None) -> Plan:
-    """One trajectory per arrival."""
-    return Plan(slots=1)
+    """One trajectory per arrival; along a known schedule the gradients of a block of
+    ``jnigt.timing.afedpg_block_size`` arrivals are sampled in one batch, so that many slots."""
+    t = None if clock is None else clock()
+    if t is None or not _on_schedule(t):
+        return Plan(slots=1)
+    return Plan(slots=timing_lib.afedpg_block_size(t, config.horizon))
 
 
 def aggregator(inner, config=None, local_agents: int = 1, axis_name=None, first: bool = False):
@@ -329,7 +339,5 @@ class Afedpg:
 
 def build(ctx: Context, plan: Plan) -> Afedpg:
     mesh = process_mesh()
-    t = ctx.timing
-    known = t.charge == "horizon" and t.jitter == 0  # the schedule depends on neither gradients nor seed
-    block = timing_lib.afedpg_block_size(t, ctx.config.horizon) if known else 0
+    block = plan.slots if _on_schedule(ctx.timing) else 0  # the block the memory estimate planned for
     return Afedpg(ctx=dataclasses.replace(ctx, mesh=mesh), mesh=mesh, block=block)
