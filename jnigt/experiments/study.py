@@ -25,6 +25,7 @@ import dataclasses
 import json
 import math
 import os
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -257,24 +258,37 @@ def run_panel_study(
             def run_point(alphas, etas, seeds, m=m):
                 return runner(m).run_chunked(seeds, alphas, etas, times, runs_per_call=design.runs_per_call)
 
+            spent = _Spent()
             chosen, rows = tune(run_point, panel.name, m, design, times)
             tuning.write_table(files.tune_csv(m), rows)
             save_json(files.chosen(m), chosen)
             log(
                 f"  {panel.name} {m}: alpha={chosen['learning_rate']:g} eta={chosen['momentum']:g} "
                 f"(extensions {chosen['extensions']}, alpha on edge {chosen['alpha_on_edge']}, "
-                f"eta on edge {chosen['eta_on_edge']})"
+                f"eta on edge {chosen['eta_on_edge']}) {spent}"
             )
         if not report:
             continue
         if os.path.exists(files.report(m)):
             out[m] = load_runs(files.report(m))
             continue
+        spent = _Spent()
         runs = report_runs(runner(m), panel, design, m, chosen, times)
         save_runs(files.report(m), runs)
         out[m] = runs
-        log(f"  {panel.name} {m}: {runs.seeds.size} report runs done")
+        log(f"  {panel.name} {m}: {runs.seeds.size} report runs done {spent}")
     return out
+
+
+class _Spent:
+    """Wall-clock and CPU seconds (this process, all its threads) since it was made, for the log: the
+    study's budget is counted in CPU seconds, which the machine's load changes less than wall-clock."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.time(), time.process_time()
+
+    def __str__(self) -> str:
+        return f"[{time.time() - self.wall:.0f} s wall, {time.process_time() - self.cpu:.0f} s CPU]"
 
 
 # ------------------------------------------------------------------------------- the pilot's rules
