@@ -122,7 +122,7 @@ def _compile_all(jobs: dict) -> dict:
             np.broadcast_to(np.asarray(lrs, np.float32), np.shape(seeds)),
             np.broadcast_to(np.asarray(moms, np.float32), np.shape(seeds)),
         )
-        lowered[name] = (runner._program.lower(*args, time_grid(1.0, 2)), args, runner._options)
+        lowered[name] = (runner.lower(*args, time_grid(1.0, 2)), args, runner.compiler_options)
 
     def build(name):
         lo, args, options = lowered[name]
