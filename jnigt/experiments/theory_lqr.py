@@ -54,7 +54,7 @@ from jnigt import timing as timing_lib
 from jnigt.experiments import lqr_exact
 from jnigt.experiments.study import _atomic_write, extend_alphas, load_runs, save_json, save_runs
 from jnigt.experiments.sweep import EqualTimeRunner, GridRuns
-from jnigt.training import TrainConfig, Trainer
+from jnigt.training import TrainConfig, Trainer, methods
 
 SIZES = ("tiny", "cpu")
 #: the methods of the time-to-eps study and the map; the heterogeneous panels' methods
@@ -106,10 +106,10 @@ class Design:
         return [(f"n{n}_{h}", n, h) for n in self.agents for h in self.step_models]
 
     def alphas(self, method: str) -> tuple[float, ...]:
-        return self.afedpg_learning_rates if method == "afedpg" else self.learning_rates
+        return self.learning_rates if methods.get(method).BATCHES else self.afedpg_learning_rates
 
     def batch_sizes(self, method: str, n: int) -> tuple[int, ...]:
-        return (n,) if method == "afedpg" else tuple(f * n for f in self.batch_factors)
+        return tuple(f * n for f in self.batch_factors) if methods.get(method).BATCHES else (n,)
 
 
 DESIGNS = {
@@ -396,7 +396,7 @@ def _hetero(design, name, n, step, fast, files, log) -> dict:
 
     def trainer(method):
         if method not in trainers:
-            m = n if method == "afedpg" else m_agg
+            m = m_agg if methods.get(method).BATCHES else n
             cfg = config(design, method, n, step, m, env="lqr_hetero")
             trainers[method] = Trainer(cfg, num_devices=1)
         return trainers[method]
