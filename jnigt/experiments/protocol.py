@@ -302,13 +302,17 @@ def planned_runs(panel: Panel, grid: tuning.TuningGrid) -> int:
 
 
 def run(panel: Panel, grid: tuning.TuningGrid, runners: Runners, progress=None, log=print) -> PanelResult:
-    """Tune every method of ``panel`` on ``grid``, report each chosen point on fresh seeds, summarize."""
+    """Tune every method of ``panel`` on ``grid``, report each chosen point on fresh seeds, summarize.
+    Every method's program is compiled first (:meth:`Runners.precompile`); ``progress`` (a tqdm bar
+    counting runs, or None) is reset after that, so that its rate and ETA count running only."""
     t_end = end_time(runners(panel.reference, grid.batches(panel.reference)[0]).trainer, panel.rounds)
     times = time_grid(t_end, panel.grid_points)
     thr = stats.threshold(panel.env, panel.horizon)
     runners.precompile(
         {(m, b): first_call_runs(grid, m) for m in panel.methods for b in grid.batches(m)}, times, log
     )
+    if progress is not None:  # a tqdm bar: its rate and ETA count the runs, not the compiles before them
+        progress.reset()
     tuning_rows, chosen, reports, walls = [], {}, {}, {}
     for m in panel.methods:
         t0 = time.time()
