@@ -271,7 +271,8 @@ def convergence(
     )
     if phase == "pilot":
         return plans
-    return study.study(chosen, study.DESIGNS[size], out, plans, log=log, fast_compile=tiny)
+    missing = [n for n in table if n not in names]
+    return study.study(chosen, study.DESIGNS[size], out, plans, log=log, fast_compile=tiny, missing=missing)
 
 
 def reproduce_command(args: ReproduceArgs) -> int:

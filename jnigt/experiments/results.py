@@ -35,6 +35,7 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "main_b": ("best", "Rennala NIGT clearly fastest"),
     "main_c": ("best", "Rennala NIGT clearly fastest"),
     "main_c_trajectory": ("best", "Rennala NIGT clearly fastest"),
+    "main_b_trajectory": ("best", "Rennala NIGT clearly fastest"),
     "humanoid_c": ("best", "Rennala NIGT clearly fastest"),
     "reacher_c": ("best", "Rennala NIGT clearly fastest"),
     "walker2d_c": ("best", "Rennala NIGT fastest, less clearly"),
