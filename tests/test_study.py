@@ -217,3 +217,19 @@ def test_tiny_convergence_study_runs_end_to_end_from_the_command_line_and_resume
     capsys.readouterr()
     assert cli.main(["reproduce", "--study", "bogus", "--size", "tiny"]) == 2
     assert "--study: must be one of equal-time, pilot, convergence" in capsys.readouterr().err
+
+
+def test_time_unit_statement_and_partial_results():
+    v = lambda **kw: [dict(panel=k, verdict=x) for k, x in kw.items()]
+    step, traj = study.time_unit_statement(
+        v(main_a="no difference detected", main_b="holds", main_c="holds", main_b_trajectory="holds")
+    )
+    assert "per environment step: reproduces" in step
+    assert "per gradient (trajectory): undecided, 1 of its panels" in traj
+    step, _ = study.time_unit_statement(v(main_a="does not hold", main_b="holds", main_c="holds"))
+    assert "does not reproduce" in step  # (a) all alike fails
+    step, _ = study.time_unit_statement(v(main_a="holds", main_b="holds", main_c="no difference detected"))
+    assert "does not reproduce" in step  # (c) not clearly fastest
+    md = study.results_markdown([], None, missing=["main_b", "hetero"])
+    assert "**Partial: 2 of the study's panels are not in this table** (main_b, hetero" in md
+    assert "Partial" not in study.results_markdown([], None)
