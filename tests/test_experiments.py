@@ -411,3 +411,11 @@ def test_exported_program_is_stored_and_read_back_without_tracing(tmp_path, monk
         assert len(traces) == 6  # no key: never stored
     finally:
         cache.enable_compilation_cache(None)
+
+
+def test_compare_and_sweep_spell_no_backend_none_as_train_does():
+    from jnigt.experiments.commands import CompareArgs
+
+    for spelling in ("none", "None", None):
+        assert CompareArgs(backend=spelling).panel("compare", ("rennala",)).backend is None
+    assert CompareArgs(backend="spring").panel("compare", ("rennala",)).backend == "spring"

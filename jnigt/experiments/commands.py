@@ -73,7 +73,8 @@ class ProblemArgs:
             horizon=self.horizon,
             rounds=self.rounds,
             grid_points=self.grid_points,
-            backend=self.backend,
+            # "none" means no backend, as in ``jnigt train`` (tyro also reads ``None``)
+            backend=None if str(self.backend).lower() == "none" else self.backend,
             eval_episodes=self.eval_episodes,
             time_unit=self.time_unit,
         )
