@@ -60,6 +60,8 @@ def test_agent_delays_follow_the_time_model_and_reject_bad_input():
         train_ray(dict(LQR))
     with pytest.raises(ValueError, match="agents must hold num_agents=4"):
         train_ray(cfg, agents=[None, None])
+    with pytest.raises(ValueError, match="end_time=50.0 is an option of the simulated clock"):
+        train_ray(TrainConfig(**LQR, end_time=50.0))  # refused, not silently ignored
 
 
 def test_rennala_fast_agents_contribute_more_per_round(pool):

@@ -169,6 +169,11 @@ def train_ray(
             f"charge={config.charge!r} is an option of the simulated clock; the Ray executor runs in real time "
             "and emulates a fixed delay per trajectory: use charge='horizon'"
         )
+    if config.end_time is not None:
+        raise ValueError(
+            f"end_time={config.end_time!r} is an option of the simulated clock; the Ray executor runs in real "
+            "time and stops after config.rounds: leave end_time=None"
+        )
     slowdown = _slowdown(config, slowdown)
     delays = agent_delays(config, slowdown, time_scale)
     if ray_address is not None and not isinstance(ray_address, str):
