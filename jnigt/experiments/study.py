@@ -126,20 +126,25 @@ def _plan(panel: Panel, design: StudyDesign) -> dict:
     return json.loads(json.dumps(dict(panel=p, design=dataclasses.asdict(design))))
 
 
-def claim_folder(folder: str, panel: Panel, design: StudyDesign) -> None:
-    """Write ``plan.json`` in a new folder; refuse a folder computed under another plan."""
+def claim_plan(folder: str, plan: dict, what: str, changed: str) -> None:
+    """Write ``plan`` as ``<folder>/plan.json`` in a new folder; refuse a folder computed under another plan,
+    naming ``what`` it holds and what may have ``changed``."""
     path = os.path.join(folder, "plan.json")
-    plan = _plan(panel, design)
     if os.path.exists(path):
         with open(path) as f:
             old = json.load(f)
         if old != plan:
             raise ValueError(
-                f"out: {folder} holds a study of {panel.name} under another plan (panel or design "
-                "changed); pick a new --out or remove that folder"
+                f"out: {folder} holds {what} under another plan ({changed} changed); pick a new --out or "
+                "remove that folder"
             )
         return
     save_json(path, plan)
+
+
+def claim_folder(folder: str, panel: Panel, design: StudyDesign) -> None:
+    """Write ``plan.json`` in a new folder; refuse a folder computed under another plan."""
+    claim_plan(folder, _plan(panel, design), f"a study of {panel.name}", "panel or design")
 
 
 # ----------------------------------------------------------------------------------------- tuning
@@ -258,7 +263,7 @@ def run_panel_study(
             def run_point(alphas, etas, seeds, m=m):
                 return runner(m).run_chunked(seeds, alphas, etas, times, runs_per_call=design.runs_per_call)
 
-            spent = _Spent()
+            spent = Spent()
             chosen, rows = tune(run_point, panel.name, m, design, times)
             tuning.write_table(files.tune_csv(m), rows)
             save_json(files.chosen(m), chosen)
@@ -272,7 +277,7 @@ def run_panel_study(
         if os.path.exists(files.report(m)):
             out[m] = load_runs(files.report(m))
             continue
-        spent = _Spent()
+        spent = Spent()
         runs = report_runs(runner(m), panel, design, m, chosen, times)
         save_runs(files.report(m), runs)
         out[m] = runs
@@ -280,7 +285,7 @@ def run_panel_study(
     return out
 
 
-class _Spent:
+class Spent:
     """Wall-clock and CPU seconds (this process, all its threads) since it was made, for the log: the
     study's budget is counted in CPU seconds, which the machine's load changes less than wall-clock."""
 

@@ -52,7 +52,15 @@ import numpy as np
 from jnigt import theory
 from jnigt import timing as timing_lib
 from jnigt.experiments import lqr_exact
-from jnigt.experiments.study import _atomic_write, extend_alphas, load_runs, save_json, save_runs
+from jnigt.experiments.study import (
+    Spent,
+    _atomic_write,
+    claim_plan,
+    extend_alphas,
+    load_runs,
+    save_json,
+    save_runs,
+)
 from jnigt.experiments.sweep import EqualTimeRunner, GridRuns
 from jnigt.training import TrainConfig, Trainer, methods
 
@@ -174,37 +182,27 @@ class Files:
 def claim(out: str, size: str, design: Design) -> None:
     """``plan.json`` in a new folder; a folder computed under another plan is refused."""
     plan = json.loads(json.dumps(dict(study="theory-lqr", size=size, design=dataclasses.asdict(design))))
-    path = os.path.join(out, "plan.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
-        if old != plan:
-            raise ValueError(
-                f"out: {out} holds a theory-lqr study under another plan (size or design changed); pick a "
-                "new --out or remove that folder"
-            )
-        return
-    save_json(path, plan)
+    claim_plan(out, plan, "a theory-lqr study", "size or design")
 
 
 def _json(path: str, make: Callable[[], dict], log, what: str) -> dict:
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
-    t0, c0 = time.time(), time.process_time()
+    spent = Spent()
     obj = make()
     save_json(path, obj)
-    log(f"  {what} done [{time.time() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU]")
+    log(f"  {what} done {spent}")
     return obj
 
 
 def _runs(path: str, make: Callable[[], GridRuns], log, what: str) -> GridRuns:
     if os.path.exists(path):
         return load_runs(path)
-    t0, c0 = time.time(), time.process_time()
+    spent = Spent()
     runs = make()
     save_runs(path, runs)
-    log(f"  {what} done [{time.time() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU]")
+    log(f"  {what} done {spent}")
     return runs
 
 
