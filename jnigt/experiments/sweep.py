@@ -239,15 +239,7 @@ class EqualTimeRunner:
     def _one_run_timed(self, seed, learning_rate, momentum, times, step_time, comm_time):
         """``_one_run`` with the method rebuilt on the traced times (module docstring)."""
         tr = self.trainer
-        old = tr.timing
-        timing = timing_lib.Timing(
-            step_time=step_time,
-            comm_time=comm_time,
-            jitter=old.jitter,
-            allreduce_cost=old.allreduce_cost,
-            time_unit=old.time_unit,
-            charge=old.charge,
-        )
+        timing = dataclasses.replace(tr.timing, step_time=step_time, comm_time=comm_time)
         ctx = dataclasses.replace(tr.rounds.ctx, timing=timing)
         # every method reads its clock through ctx.timing (AFedPG's block size stays as planned)
         rounds = dataclasses.replace(tr.rounds, ctx=ctx)
@@ -353,9 +345,7 @@ class EqualTimeRunner:
             out.append(np.broadcast_to(x, (k, n)))
         module, old = methods.get(self.method), self.trainer.timing
         for h, kappa in {(tuple(a), tuple(b)) for a, b in zip(*out)}:
-            t = timing_lib.Timing(
-                np.asarray(h), np.asarray(kappa), old.jitter, old.allreduce_cost, old.time_unit, old.charge
-            )
+            t = dataclasses.replace(old, step_time=np.asarray(h), comm_time=np.asarray(kappa))
             timing_lib.check_progress(t, module.WAITS_FOR_EVERY_AGENT, module.LABEL)
             timing_lib.reachable(t, self.batch_size)
         return tuple(np.ascontiguousarray(x, np.float32) for x in out)
