@@ -150,8 +150,8 @@ class Runners:
         with ThreadPoolExecutor(max_workers=max(1, len(first_calls))) as pool:
             for (method, batch), runs in first_calls.items():
                 k = self.per_call(method, batch, runs)
-                args = (np.zeros(k, np.int32), np.zeros(k, np.float32), np.zeros(k, np.float32), times)
                 runner = self(method, batch)
+                args = runner.call_args(k, times)
                 if runner.is_compiled(*args):
                     continue
                 if log is not None:

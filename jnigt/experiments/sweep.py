@@ -81,6 +81,15 @@ RECORDS = ("eval_return", "rounds", "env_steps", "grads_used", "comms")
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
+def _call_args(seeds, learning_rates, momenta, times) -> tuple:
+    """``__call__``'s inputs as the program's arguments: int32 seeds [K], float32 hyperparameters
+    broadcast to [K], float32 times."""
+    seeds = np.asarray(seeds, np.int32).reshape(-1)
+    lrs = np.broadcast_to(np.asarray(learning_rates, np.float32), seeds.shape)
+    moms = np.broadcast_to(np.asarray(momenta, np.float32), seeds.shape)
+    return seeds, lrs, moms, np.asarray(times, np.float32)
+
+
 def _shapes(args) -> tuple:
     return tuple((np.shape(a), np.result_type(a).str) for a in args)
 
@@ -227,6 +236,11 @@ class EqualTimeRunner:
         exported = cache.exported_program(self._program, args, key)
         return jax.jit(exported.call).lower(*args)
 
+    def call_args(self, runs: int, times) -> tuple:
+        """Arguments of the shapes and dtypes of a call of ``runs`` runs on ``times`` (zeros; without
+        ``traced_times``), for :meth:`lower` ahead of the call."""
+        return _call_args(np.zeros(runs), 0.0, 0.0, times)
+
     def is_compiled(self, *args) -> bool:
         """Whether the program for the shapes of ``args`` is compiled in this runner already."""
         return _shapes(args) in self._compiled
@@ -353,10 +367,7 @@ class EqualTimeRunner:
     def __call__(self, seeds, learning_rates, momenta, times, step_time=None, comm_time=None) -> GridRuns:
         """Run K = len(seeds) runs (one call, one compile per K). All inputs are 1-D of length K; with
         ``traced_times``, ``step_time`` and ``comm_time`` are ``[n]`` (every run) or ``[K, n]``."""
-        seeds = np.asarray(seeds, np.int32).reshape(-1)
-        lrs = np.broadcast_to(np.asarray(learning_rates, np.float32), seeds.shape)
-        moms = np.broadcast_to(np.asarray(momenta, np.float32), seeds.shape)
-        times = np.asarray(times, np.float32)
+        seeds, lrs, moms, times = _call_args(seeds, learning_rates, momenta, times)
         if times.ndim != 1 or times.size < 1 or np.any(np.diff(times) < 0):
             raise ValueError(f"times: must be a non-decreasing 1-D grid (got {times!r})")
         if seeds.size == 0:
@@ -389,9 +400,7 @@ class EqualTimeRunner:
     ) -> GridRuns:
         """Like ``__call__`` but in calls of exactly ``runs_per_call`` runs (the last one padded with
         copies of its first run, dropped after), so every call reuses ONE compiled program."""
-        seeds = np.asarray(seeds, np.int32).reshape(-1)
-        lrs = np.broadcast_to(np.asarray(learning_rates, np.float32), seeds.shape)
-        moms = np.broadcast_to(np.asarray(momenta, np.float32), seeds.shape)
+        seeds, lrs, moms, times = _call_args(seeds, learning_rates, momenta, times)
         n = self.trainer.config.num_agents
         per_run = lambda x: None if x is None else np.broadcast_to(np.asarray(x, np.float64), (seeds.size, n))
         step_time, comm_time = per_run(step_time), per_run(comm_time)
