@@ -233,3 +233,24 @@ def test_time_unit_statement_and_partial_results():
     md = study.results_markdown([], None, missing=["main_b", "hetero"])
     assert "**Partial: 2 of the study's panels are not in this table** (main_b, hetero" in md
     assert "Partial" not in study.results_markdown([], None)
+
+
+def test_panels_run_at_once_write_the_files_of_one_panel_after_another(tmp_path, capsys):
+    """`--jobs 2`: the pilot and stages 1-2 of two panels in threads give byte-identical stage files and the
+    same results.md as the panels run one after another; a bad --jobs is refused before anything runs."""
+    from jnigt import cli
+
+    argv = ["reproduce", "--study", "convergence", "--size", "tiny", "--panels", "main_a", "main_b"]
+    for jobs, name in ((1, "one"), (2, "two")):
+        argv_ = [*argv, "--out", str(tmp_path / name), "--jobs", str(jobs), "--no-progress"]
+        assert cli.main(argv_) == 0
+    one = {f.relative_to(tmp_path / "one"): f for f in (tmp_path / "one").rglob("*") if f.is_file()}
+    stage = [f for f in one if f.suffix in (".npz", ".json", ".csv") or f.name == "results.md"]
+    tuned = [f for f in stage if f.name.startswith("tune_")]  # the computed stage (tiny: the pilot's)
+    assert len(tuned) == 6 and (tmp_path / "two" / "results.md").exists()
+    for f in stage:
+        assert (tmp_path / "two" / f).read_bytes() == one[f].read_bytes(), f
+    capsys.readouterr()
+    assert cli.main([*argv, "--out", str(tmp_path / "bad"), "--jobs", "0"]) == 2
+    assert "--jobs: a whole number >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -122,6 +122,9 @@ class ReproduceArgs(CommonArgs):
     of docs/algorithms.md#convergence-study; killed, the same command resumes where it stopped) |
     theory-lqr (the theory against exact gradients on LQR, sizes tiny | cpu: jnigt/experiments/theory_lqr.py;
     resumable the same way)"""
+    jobs: int = 1
+    """pilot and convergence studies: panels run at once, in threads (2 on a 2-core machine); the files do
+    not depend on it"""
 
 
 @dataclasses.dataclass
@@ -241,12 +244,14 @@ STUDIES = ("equal-time", "pilot", "convergence", "theory-lqr")
 
 
 def convergence(
-    size: str, names=(), out: str = "runs/convergence", phase: str = "convergence", log=print
+    size: str, names=(), out: str = "runs/convergence", phase: str = "convergence", log=print, jobs: int = 1
 ) -> dict:
     """The convergence study at ``size`` (:mod:`jnigt.experiments.study`): the pilot into ``<out>/pilot``
     (its decisions in ``<out>/pilot/<panel>/pilot.json``), then, for ``phase="convergence"``, stages 1-2
     and the statistics of every panel into ``<out>/<panel>/`` and ``<out>/results.md``. Finished stages
-    are read back, never recomputed. Returns the pilot's decisions, or the study's results."""
+    are read back, never recomputed. ``jobs > 1`` runs the pilot and stages 1-2 of that many panels at
+    once (:func:`jnigt.experiments.study.in_parallel`), then reads them back in panel order for the
+    statistics. Returns the pilot's decisions, or the study's results."""
     table = study.study_panels(size)
     names = tuple(names) or tuple(table)
     unknown = [n for n in names if n not in table]
@@ -261,25 +266,39 @@ def convergence(
         f.write(json.dumps(dict(started=time.strftime("%Y-%m-%dT%H:%M:%S"), **reproducible.machine())) + "\n")
     chosen = [table[n] for n in names]
     tiny = size == "tiny"
-    plans = study.pilot(
-        chosen,
-        study.PILOT_DESIGNS[size],
-        os.path.join(out, "pilot"),
-        study.PILOT_FACTOR,
-        log=log,
-        fast_compile=tiny,
-        study_design=study.DESIGNS[size],
-    )
+    design = study.DESIGNS[size]
+
+    def pilot(ps):
+        pilot_out = os.path.join(out, "pilot")
+        pilot_design = study.PILOT_DESIGNS[size]
+        return study.pilot(
+            ps, pilot_design, pilot_out, study.PILOT_FACTOR, log=log, fast_compile=tiny, study_design=design
+        )
+
+    def stages(p):  # one panel's pilot and, for the study, its stages 1-2 (files only)
+        plan = pilot([p])[p.name]
+        if phase != "pilot" and plan.get("rounds") is not None:
+            q, make_runner, times = study.panel_setup(p, design, plan, tiny)
+            study.run_panel_study(q, design, out, make_runner, times, log)
+
+    if jobs > 1:
+        study.in_parallel(stages, chosen, jobs)
+    plans = pilot(chosen)
     if phase == "pilot":
         return plans
     missing = [n for n in table if n not in names]
-    return study.study(chosen, study.DESIGNS[size], out, plans, log=log, fast_compile=tiny, missing=missing)
+    return study.study(chosen, design, out, plans, log=log, fast_compile=tiny, missing=missing)
 
 
 def reproduce_command(args: ReproduceArgs) -> int:
     """``jnigt reproduce``: the paper's panels at ``--size`` (``--study``: which study)."""
     if args.study not in STUDIES:
         raise ValueError(f"--study: must be one of {', '.join(STUDIES)} (got {args.study!r})")
+    if args.jobs < 1 or (args.jobs != 1 and args.study not in ("pilot", "convergence")):
+        raise ValueError(
+            f"--jobs: a whole number >= 1, above 1 only for --study pilot or convergence "
+            f"(got {args.jobs} with --study {args.study})"
+        )
     if args.study == "theory-lqr":
         if args.size not in theory_lqr.SIZES:
             raise ValueError(
@@ -294,9 +313,14 @@ def reproduce_command(args: ReproduceArgs) -> int:
         raise ValueError(f"--size: must be one of {', '.join(panels.SIZES)} (got {args.size!r})")
     if args.study != "equal-time":
         where = _start(args)
-        print(f"reproduce: {args.study} study, size={args.size} out={args.out} cache={where}", flush=True)
-        convergence(args.size, args.panels, args.out, args.study, log=lambda *a: print(*a, flush=True))
-        print(f"files in {args.out}")
+        print(
+            f"reproduce: {args.study} study, size={args.size} out={args.out} jobs={args.jobs} cache={where}",
+            flush=True,
+        )
+        spent = study.Spent()
+        log = lambda *a: print(*a, flush=True)  # noqa: E731
+        convergence(args.size, args.panels, args.out, args.study, log=log, jobs=args.jobs)
+        print(f"files in {args.out} (this invocation: {str(spent)[1:-1]})")
         return 0
     where = _start(args)
     print(f"reproduce: size={args.size} out={args.out} cache={where}")
