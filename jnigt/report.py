@@ -47,13 +47,10 @@ def format_table(
     lines_data = []
     for name in theory.PREDICTED_METHODS:
         row = rows[name]
-        comp = _fmt(row.computation)
-        comm = _fmt(row.communication)
-        if name == "synchronous_nigt":
-            comp = ">= " + comp
-        if name == "afedpg":
-            comm = ">= " + comm
-        label = theory.METHOD_LABELS[name] + (" *" if name == "malenia_nigt" else "")
+        bound = theory.TABLE1_LOWER_BOUNDS.get(name)
+        comp = (">= " if bound == "computation" else "") + _fmt(row.computation)
+        comm = (">= " if bound == "communication" else "") + _fmt(row.communication)
+        label = theory.METHOD_LABELS[name] + ("" if name in theory.TABLE1_METHODS else " *")
         lines_data.append((label, comp, comm, "yes" if row.uses_allreduce else "no", _fmt(totals[name])))
     widths = [max(len(r[k]) for r in [header] + lines_data) for k in range(len(header))]
 

@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 from test_training import LQR
 
-from jnigt import theory
+from jnigt import testing, theory
 from jnigt import timing as timing_lib
 from jnigt.experiments import panels, tuning
 from jnigt.training import TrainConfig, Trainer, build, memory, methods
 
 INTERFACE = (
     "LABEL",
+    "THEORY_NAME",
     "BATCHES",
     "WAITS_FOR_EVERY_AGENT",
     "STARVED_HINT",
@@ -20,6 +21,7 @@ INTERFACE = (
     "trajectories_per_round",
     "round_time",
     "bracket_at",
+    "fixed_step_time",
     "build",
 )
 
@@ -30,6 +32,7 @@ def test_every_method_module_carries_the_whole_interface(name):
     missing = [a for a in INTERFACE if not hasattr(module, a)]
     assert not missing, f"{name} lacks {missing}"
     assert isinstance(module.LABEL, str) and panels.LABELS[name] == module.LABEL
+    assert module.THEORY_NAME in theory.PREDICTED_METHODS
     assert isinstance(module.BATCHES, bool) and isinstance(module.WAITS_FOR_EVERY_AGENT, bool)
     # a method that waits for every agent says what to do when one starves it
     assert (module.STARVED_HINT is not None) == module.WAITS_FOR_EVERY_AGENT
@@ -83,3 +86,23 @@ def test_round_time_and_bracket_are_the_method_modules():
     # AFedPG's updates are not periodic: its bracket widens by T_end (T S - n < N <= T S)
     rt = theory.round_time("afedpg", c, kappa, 6)
     assert methods.get("afedpg").bracket_at(rt, t_end, 3)[1] == t_end / (t_end / rt.compute - 3)
+
+
+def test_fixed_step_time_is_the_event_heap_close_plus_the_allreduce():
+    # fixed costs from a fresh start: the round closes where the event-by-event heap says, AFedPG's
+    # update time is its steady 1 / sum_i 1/(c_i + kappa_i); each lies in its method's predicted bracket
+    c, kappa = np.array([2.0, 1.0, 4.0, 1.5]), np.array([0.5, 0.0, 0.25, 0.0])
+    arrivals = np.arange(1, 40)[None, :] * c[:, None]
+    rules = dict(
+        rennala=testing.rennala_rule,
+        malenia=testing.malenia_rule,
+        synchronized=lambda m: testing.synchronized_rule(-(-m // c.size)),
+    )
+    for m in (1, 3, 6, 13):
+        for name, rule in rules.items():
+            _, close = testing.heap_round(arrivals, rule(m))
+            got = methods.get(name).fixed_step_time(c, kappa, m)
+            assert got == close + kappa.max(), (name, m)
+            rt = methods.get(name).round_time(c, kappa, m)
+            assert rt.lower + rt.comm <= got <= rt.upper + rt.comm, (name, m)
+        assert methods.get("afedpg").fixed_step_time(c, kappa, m) == 1 / np.sum(1 / (c + kappa))

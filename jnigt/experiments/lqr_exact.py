@@ -34,6 +34,7 @@ import numpy as np
 from jnigt import theory, validate
 from jnigt import timing as timing_lib
 from jnigt.gradients import gpomdp
+from jnigt.training import methods
 
 __all__ = [
     "EXACT_RECORDS",
@@ -59,13 +60,8 @@ __all__ = [
 #: Names of the records :func:`exact_records` adds to ``GridRuns.extra``.
 EXACT_RECORDS = ("exact_grad_norm", "exact_gap")
 
-#: Training method -> its name in ``jnigt.theory`` (Synchronized NIGT is Table 1's synchronous NIGT).
-THEORY_NAMES = {
-    "rennala": "rennala_nigt",
-    "malenia": "malenia_nigt",
-    "synchronized": "synchronous_nigt",
-    "afedpg": "afedpg",
-}
+#: Training method -> its name in ``jnigt.theory`` (each method module's ``THEORY_NAME``).
+THEORY_NAMES = {name: module.THEORY_NAME for name, module in methods.METHODS.items()}
 
 #: Exponent of 1/eps of each term of Table 1 / Theorems 4.4 and 5.1 (docs/algorithms.md#theory), as
 #: (computation terms, communication term). All are upper bounds except where ``theory.TABLE1_NOTES``

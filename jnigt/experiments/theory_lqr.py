@@ -366,17 +366,11 @@ def _report(design, runners, n, step, chosen, method, comm=None, t_scale=1.0) ->
 
 # ------------------------------------------------------------------------------------ stage 3
 def step_time(design: Design, method: str, n: int, step: str, batch_size: int, r: float) -> float:
-    """Time per step at kappa_i = r H h_1 with fixed times: Rennala's round (the M-th smallest j c_i, as
-    ``jnigt.timing.rennala_round`` closes it) or Synchronized's (max_i c_i ceil(M / n)), plus the
-    AllReduce max_i kappa_i; AFedPG's time per update ``jnigt.theory.afedpg_update_time``."""
+    """Time per step at kappa_i = r H h_1 with fixed times: the method module's ``fixed_step_time``
+    (Rennala's round as ``jnigt.timing.rennala_round`` closes it, Synchronized's ``max_i c_i ceil(M / n)``,
+    each plus the AllReduce max_i kappa_i; AFedPG's time per update ``jnigt.theory.afedpg_update_time``)."""
     c = theory.trajectory_costs(step_times(n, step), design.horizon)
-    kappa = map_comm(design, n, step, r)
-    if method == "afedpg":
-        return theory.afedpg_update_time(c, kappa)
-    if method == "synchronized":
-        return theory.synchronized_round_time(np.sort(c), batch_size) + float(np.max(kappa))
-    arrivals = np.sort((np.arange(1, batch_size + 1)[None, :] * c[:, None]).ravel())
-    return float(arrivals[batch_size - 1]) + float(np.max(kappa))
+    return methods.get(method).fixed_step_time(c, map_comm(design, n, step, r), batch_size)
 
 
 def map_comm(design: Design, n: int, step: str, r: float) -> np.ndarray:

@@ -23,14 +23,9 @@ import numpy as np
 
 from jnigt import theory
 from jnigt.experiments import lqr_exact, stats
+from jnigt.experiments.panels import LABELS
 from jnigt.experiments.theory_lqr import METHODS, PAIRS, floors, map_comm, step_times
 
-LABELS = {
-    "rennala": "Rennala NIGT",
-    "afedpg": "AFedPG",
-    "synchronized": "Synchronized NIGT",
-    "malenia": "Malenia NIGT",
-}
 #: the formulas of every prediction here (module docstring)
 FORMULAS = "table"
 #: the r axis of the predicted crossing search

@@ -2,7 +2,8 @@
 
 Every method module carries:
 
-- ``LABEL``: its name in figures and tables ("Rennala NIGT");
+- ``LABEL``: its name in figures and tables ("Rennala NIGT"); ``THEORY_NAME``: its name in
+  :mod:`jnigt.theory` ("rennala_nigt"; Synchronized NIGT is Table 1's "synchronous_nigt");
 - ``BATCHES``: whether a step aggregates a round of ``batch_size`` gradients (False: AFedPG, a step is
   one arrival), so whether ``batch_size`` is a hyperparameter of the method;
 - ``WAITS_FOR_EVERY_AGENT``: whether a round waits for every agent (then no agent may be dead, and a
@@ -16,7 +17,8 @@ Every method module carries:
 - ``trajectories_per_round(batch_size, num_agents)``: gradients one step aggregates (fixed times);
 - ``round_time(c, kappa, batch_size) -> jnigt.theory.RoundTime``: the predicted time of one step, and
   ``bracket_at(round_time, t_end, num_agents) -> (lower, upper)``: the bracket of the measured
-  ``t_end / steps`` (docs/algorithms.md#theory);
+  ``t_end / steps`` (docs/algorithms.md#theory); ``fixed_step_time(c, kappa, batch_size) -> float``: the
+  exact time of one step with fixed costs (AFedPG: its steady time per update);
 - ``build(ctx: Context, plan: Plan) -> Method``: the round itself (a Trainer's ``rounds``).
 
 The :class:`~jnigt.training.Trainer` runs any of them the same way. Methods name the aggregation

@@ -43,6 +43,8 @@ from jnigt.training.state import TrainState
 from jnigt.transforms import rennala
 
 LABEL = "AFedPG"
+#: its name in jnigt.theory (Table 1 / Theorems 4.4 and 5.1)
+THEORY_NAME = "afedpg"
 #: a step is one arrival: one gradient per step (comparisons give it rounds x batch_size steps)
 BATCHES = False
 WAITS_FOR_EVERY_AGENT = False
@@ -79,6 +81,13 @@ def round_time(c, kappa, batch_size) -> theory.RoundTime:
     theory.round_inputs(c, kappa, batch_size)
     t = theory.afedpg_update_time(c, kappa)
     return theory.RoundTime(t, 0.0, t, t, True)
+
+
+def fixed_step_time(c, kappa, batch_size) -> float:
+    """Time per server update with fixed costs ``c``: the steady ``jnigt.theory.afedpg_update_time``
+    (uploads included), exact in the limit of many arrivals."""
+    theory.round_inputs(c, kappa, batch_size)
+    return theory.afedpg_update_time(c, kappa)
 
 
 def bracket_at(rt: theory.RoundTime, t_end: float, num_agents: int) -> tuple[float, float]:

@@ -21,7 +21,7 @@ import math
 import jax
 import numpy as np
 
-from jnigt import theory
+from jnigt import testing, theory
 from jnigt import timing as timing_lib
 from jnigt.distributed import AXIS
 from jnigt.training.build import first_batch
@@ -36,6 +36,8 @@ from jnigt.training.methods._common import Context, Plan
 from jnigt.transforms import malenia
 
 LABEL = "Malenia NIGT"
+#: its name in jnigt.theory (Table 1 / Theorems 4.4 and 5.1)
+THEORY_NAME = "malenia_nigt"
 BATCHES = True
 WAITS_FOR_EVERY_AGENT = True
 STARVED_HINT = "or opt in to dropping it with malenia_drop_after=k (--malenia-drop-after k)"
@@ -82,6 +84,13 @@ def round_time(c, kappa, batch_size) -> theory.RoundTime:
     cs, k, m = theory.round_inputs(c, kappa, batch_size)
     low = float(max(cs[-1], np.mean(cs) * m / cs.size))
     return theory.RoundTime(theory.malenia_round_time(cs, m), float(np.max(k)), low, 2 * low, False)
+
+
+def fixed_step_time(c, kappa, batch_size) -> float:
+    """Exact time of one round with fixed costs ``c`` from a fresh start (every agent at 0): the close
+    time of the exact rule (``jnigt.testing.malenia_close_time``), plus ``max_i kappa_i``."""
+    cs, k, m = theory.round_inputs(c, kappa, batch_size)
+    return testing.malenia_close_time(cs, 1, m) + float(np.max(k))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

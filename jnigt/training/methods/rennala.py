@@ -22,6 +22,8 @@ from jnigt.training.methods._common import Context, Plan
 from jnigt.transforms import rennala
 
 LABEL = "Rennala NIGT"
+#: its name in jnigt.theory (Table 1 / Theorems 4.4 and 5.1)
+THEORY_NAME = "rennala_nigt"
 BATCHES = True
 WAITS_FOR_EVERY_AGENT = False
 STARVED_HINT = None
@@ -52,6 +54,14 @@ def round_time(c, kappa, batch_size) -> theory.RoundTime:
     cs, k, m = theory.round_inputs(c, kappa, batch_size)
     t = theory.rennala_round_time(cs, m)
     return theory.RoundTime(t, float(np.max(k)), t / 2, t, False)
+
+
+def fixed_step_time(c, kappa, batch_size) -> float:
+    """Exact time of one round with fixed costs ``c`` from a fresh start (every agent at 0): the M-th
+    smallest of ``j c_i`` (j >= 1), as ``jnigt.timing.rennala_round`` closes it, plus ``max_i kappa_i``."""
+    cs, k, m = theory.round_inputs(c, kappa, batch_size)
+    arrivals = np.sort((np.arange(1, m + 1)[None, :] * cs[:, None]).ravel())
+    return float(arrivals[m - 1]) + float(np.max(k))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -28,6 +28,8 @@ from jnigt.training.methods._common import Context, Plan
 from jnigt.transforms import synchronized
 
 LABEL = "Synchronized NIGT"
+#: its name in jnigt.theory (Table 1 / Theorems 4.4 and 5.1)
+THEORY_NAME = "synchronous_nigt"
 BATCHES = True
 WAITS_FOR_EVERY_AGENT = True
 STARVED_HINT = "or use method='rennala', which pools whatever arrives"
@@ -72,6 +74,12 @@ def round_time(c, kappa, batch_size) -> theory.RoundTime:
     cs, k, m = theory.round_inputs(c, kappa, batch_size)
     t = theory.synchronized_round_time(cs, m)
     return theory.RoundTime(t, float(np.max(k)), t, t, True)
+
+
+def fixed_step_time(c, kappa, batch_size) -> float:
+    """Exact time of one round with fixed costs ``c``: :func:`round_time` is exact (compute + comm)."""
+    rt = round_time(c, kappa, batch_size)
+    return rt.compute + rt.comm
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
