@@ -13,6 +13,13 @@ It also checks that AFedPG's two paths made the same server updates (rounds, gra
 the gaps of their env steps and eval returns.
 
     nice python scripts/bench_afedpg.py                       # inverted_pendulum spring, H=100, n=10,100, K=8
+    python scripts/bench_afedpg.py --params-probe 40,152,160  # only the probe below, at these widths
+
+``--params-probe W,...``: the cost of one batch of W trajectory gradients (``gpomdp.trajectory_gradient``
+vmapped, n = max of ``--agents``) when they share one parameter vector (a Rennala round of one run)
+against one vector per trajectory (an AFedPG block: each gradient at its agent's own stale point), same
+values, per trajectory (relative to the shared case at the largest width): at equal width the ratio
+is what AFedPG pays for its stale points, across widths what a narrower batch costs.
 """
 
 from __future__ import annotations
@@ -24,11 +31,13 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 from jnigt.experiments import EqualTimeRunner, time_grid  # noqa: E402
+from jnigt.gradients import gpomdp  # noqa: E402
 from jnigt.training import TrainConfig, Trainer  # noqa: E402
 
 
@@ -50,6 +59,37 @@ def _runs(trainers, seeds, times, reps):
     return {k: (res[k], best[k], compile_s[k]) for k in runners}
 
 
+def params_probe(a, widths: list[int], reps: int = 20) -> None:
+    """Time W trajectory gradients with shared against per-trajectory parameters (same values)."""
+    n = max(int(x) for x in a.agents.split(","))
+    cfg = TrainConfig(env=a.env, backend=a.backend, num_agents=n, horizon=a.horizon, method="afedpg")
+    tr = Trainer(cfg, num_devices=1)
+    params = tr.init(0).params
+    grad = lambda p, k, i: (
+        gpomdp.trajectory_gradient(tr.policy, tr.env, p, k, i, a.horizon, cfg.discount).grad
+    )
+    shared = jax.jit(lambda p, ks, ids: jax.vmap(lambda k, i: grad(p, k, i))(ks, ids))
+    own = jax.jit(lambda ps, ks, ids: jax.vmap(grad)(ps, ks, ids))
+    calls = {}
+    for w in widths:
+        keys, agents = jax.random.split(jax.random.key(0), w), jnp.arange(w) % n
+        per = jax.tree.map(lambda x, w=w: jnp.broadcast_to(x, (w, *x.shape)) + 0.0, params)
+        calls[w, "shared parameters"] = (shared, params, keys, agents)
+        calls[w, "one vector per trajectory"] = (own, per, keys, agents)
+    best = dict.fromkeys(calls, np.inf)
+    for f, *args in calls.values():
+        jax.block_until_ready(f(*args))
+    for _ in range(reps):  # interleaved, best of reps
+        for key, (f, *args) in calls.items():
+            t = time.perf_counter()
+            jax.block_until_ready(f(*args))
+            best[key] = min(best[key], time.perf_counter() - t)
+    ref = best[max(widths), "shared parameters"] / max(widths)
+    print(f"params probe: batches of trajectory gradients, H={a.horizon}, n={n}, best of {reps}")
+    for (w, name), t in best.items():
+        print(f"  W={w:5d} {name:26s} {t * 1e3:7.1f} ms  per trajectory {t / w / ref:4.2f}x", flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="inverted_pendulum")
@@ -61,6 +101,7 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=10, help="T_end in Rennala rounds")
     p.add_argument("--eval-episodes", type=int, default=2)
     p.add_argument("--reps", type=int, default=2)
+    p.add_argument("--params-probe", default="", metavar="W,...", help="only the probe, at these widths")
     a = p.parse_args(argv)
     print(
         f"{a.env} ({a.backend}) H={a.horizon} M={a.batch} K={a.runs} h_i = kappa_i = sqrt(i); "
@@ -68,6 +109,9 @@ def main(argv=None):
         f"load average {os.getloadavg()[0]:.1f} at start",
         flush=True,
     )
+    if a.params_probe:
+        params_probe(a, [int(w) for w in a.params_probe.split(",")])
+        return 0
     seeds = np.arange(a.runs)
     for n in [int(x) for x in a.agents.split(",")]:
         base = dict(
