@@ -13,7 +13,7 @@ import math
 import jax
 import numpy as np
 
-from jnigt import theory
+from jnigt import testing, theory
 from jnigt import timing as timing_lib
 from jnigt.distributed import AXIS
 from jnigt.training.build import first_batch
@@ -58,10 +58,10 @@ def round_time(c, kappa, batch_size) -> theory.RoundTime:
 
 def fixed_step_time(c, kappa, batch_size) -> float:
     """Exact time of one round with fixed costs ``c`` from a fresh start (every agent at 0): the M-th
-    smallest of ``j c_i`` (j >= 1), as ``jnigt.timing.rennala_round`` closes it, plus ``max_i kappa_i``."""
+    smallest of ``j c_i`` (j >= 1, ``jnigt.testing.rennala_close_time``), as ``jnigt.timing.rennala_round``
+    closes it, plus ``max_i kappa_i``."""
     cs, k, m = theory.round_inputs(c, kappa, batch_size)
-    arrivals = np.sort((np.arange(1, m + 1)[None, :] * cs[:, None]).ravel())
-    return float(arrivals[m - 1]) + float(np.max(k))
+    return testing.rennala_close_time(cs, 1, m) + float(np.max(k))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
