@@ -10,7 +10,9 @@ opt_state, params)`` and has no way to pass the ``counts`` keyword that :func:`j
     state = state.apply_gradients(grads=grads, counts=counts)                          # counts: int [n]
 
 ``step`` counts the inner optimizer's steps (closed rounds), not calls. With NIGT, ``state.params``
-is the evaluation point theta~; :meth:`AggregatorTrainState.eval_params` gives theta_t.
+is the evaluation point theta~; :meth:`AggregatorTrainState.eval_params` gives theta_t. A ``tx`` with the
+aggregator inside ``optax.apply_if_finite`` (or another wrapper that falls back on the incoming updates)
+is refused by ``create`` in one line (:func:`jnigt.transforms.check_not_wrapped`).
 """
 
 from __future__ import annotations
@@ -19,12 +21,19 @@ import jax.numpy as jnp
 import optax
 from flax.training import train_state
 
-from jnigt.transforms import find_aggregator_state, nigt_eval_params
+from jnigt.transforms import check_not_wrapped, find_aggregator_state, nigt_eval_params
 from jnigt.transforms.nigt import find_nigt_state
 
 
 class AggregatorTrainState(train_state.TrainState):
     """:class:`flax.training.train_state.TrainState` for a ``tx`` built from a jnigt aggregator."""
+
+    @classmethod
+    def create(cls, *, apply_fn, params, tx, **kwargs):
+        """flax's ``TrainState.create``, refusing a ``tx`` that wraps the aggregator in a fallback wrapper."""
+        state = super().create(apply_fn=apply_fn, params=params, tx=tx, **kwargs)
+        check_not_wrapped(state.opt_state)
+        return state
 
     def apply_gradients(self, *, grads, counts=None, **kwargs):
         """One aggregator call: ``grads`` leaves carry a leading agent axis (per-agent gradient sums),

@@ -67,3 +67,27 @@ def test_flax_train_state_matches_the_plain_optax_path():
     chex.assert_trees_all_close(state.eval_params(), jnigt.nigt_eval_params(p_ref, s_ref), atol=1e-6)
     with pytest.raises(TypeError, match="counts="):
         state.apply_gradients(grads=grad_sums(state.params, x[0], y[0], counts[0]))
+
+
+@pytest.mark.parametrize(
+    "wrap, name",
+    [
+        (lambda agg: optax.apply_if_finite(agg, 3), "optax.apply_if_finite"),
+        (
+            lambda agg: optax.conditionally_transform(agg, lambda step: step >= 0),
+            "optax.conditionally_transform",
+        ),
+        (lambda agg: optax.chain(optax.MultiSteps(agg, 2)), "optax.MultiSteps"),
+    ],
+)
+def test_create_refuses_an_aggregator_inside_a_fallback_wrapper(wrap, name):
+    # recognised from the state the wrapper's init returns, before any update is traced
+    params = {"w": jnp.zeros(2)}
+    agg = jnigt.rennala(jnigt.nigt(0.1, 0.5), batch_size=2)
+    with pytest.raises(TypeError, match=rf"^{name} cannot wrap a jnigt aggregator.*put it inside"):
+        AggregatorTrainState.create(apply_fn=None, params=params, tx=wrap(agg))
+    # inside, around the inner optimizer, it is accepted and steps as usual
+    inside = jnigt.rennala(optax.apply_if_finite(jnigt.nigt(0.1, 0.5), 3), batch_size=2)
+    state = AggregatorTrainState.create(apply_fn=None, params=params, tx=inside)
+    state = state.apply_gradients(grads={"w": jnp.ones((2, 2))}, counts=jnp.array([1, 1]))
+    assert int(state.step) == 1

@@ -111,6 +111,7 @@ def test_apply_if_finite_composes_inside_the_aggregator():
     guarded, state = _trajectory(jnigt.rennala(optax.apply_if_finite(jnigt.nigt(0.1, 0.5), 3), 2), 6)
     chex.assert_trees_all_close(guarded, plain, atol=1e-6)
     assert int(state.inner_state.total_notfinite) == 0
+    jnigt.transforms.check_not_wrapped(state)  # inside the aggregator: accepted
     # an overflowing aggregate is refused by apply_if_finite, and the NIGT state stays finite
     opt = jnigt.rennala(optax.apply_if_finite(jnigt.nigt(0.1, 0.5), 3), 1)
     p = jnp.zeros(2)
@@ -134,6 +135,9 @@ def test_optax_wrappers_outside_the_aggregator_fail_loudly():
         optax.conditionally_transform(agg, never),
         optax.conditionally_mask(agg, never),
     ):
+        # recognised from the wrapper's state before anything is traced (AggregatorTrainState.create)
+        with pytest.raises(TypeError, match=r"^optax\.\w+ cannot wrap a jnigt aggregator"):
+            jnigt.transforms.check_not_wrapped(opt.init(p))
         for update in (opt.update, jax.jit(opt.update)):
             with pytest.raises(
                 TypeError, match=r"(?s)cond branches must have equal output types.*float32\[2\]"

@@ -2,6 +2,7 @@
 
 from jnigt.transforms.aggregators import (
     AggregatorState,
+    check_not_wrapped,
     find_aggregator_state,
     has_updated,
     inactive_agents,
@@ -15,6 +16,7 @@ from jnigt.transforms.nigt import NigtState, nigt, nigt_eval_params
 __all__ = [
     "AggregatorState",
     "NigtState",
+    "check_not_wrapped",
     "find_aggregator_state",
     "has_updated",
     "inactive_agents",

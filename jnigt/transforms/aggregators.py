@@ -14,7 +14,8 @@ dropped contributions' counts), the same unit as ``counts``, for every aggregato
 Optax wrappers that fall back on the incoming updates (``optax.apply_if_finite``,
 ``conditionally_transform``, ``conditionally_mask``) go inside, around ``inner``
 (``rennala(optax.apply_if_finite(inner, k), M)``): around an aggregator their fallback has the
-contributions' agent axis and the aggregate has not, which ``lax.cond`` refuses at the first update.
+contributions' agent axis and the aggregate has not, which ``lax.cond`` refuses at the first update
+(:func:`check_not_wrapped` says so from ``opt.init(params)``, as ``AggregatorTrainState`` does).
 
 Agents that only send non-finite values (Malenia, synchronized): ``state.starved[i]`` counts the
 consecutive calls in which agent i sent a non-finite contribution while another active agent sent
@@ -98,6 +99,36 @@ def find_aggregator_state(state: Any) -> AggregatorState | None:
     if len(found) > 1:
         raise ValueError(f"state must contain at most one AggregatorState (found {len(found)})")
     return found[0] if found else None
+
+
+#: optax wrappers that fall back on (or accumulate) the incoming updates, by the state their init returns
+_FALLBACK_WRAPPERS = {
+    optax.ApplyIfFiniteState: "optax.apply_if_finite",
+    optax.ConditionallyTransformState: "optax.conditionally_transform",
+    optax.ConditionallyMaskState: "optax.conditionally_mask",
+    optax.MultiStepsState: "optax.MultiSteps",
+}
+
+
+def check_not_wrapped(state: Any) -> None:
+    """Refuse an optimizer state in which an aggregator sits inside ``optax.apply_if_finite``,
+    ``conditionally_transform``, ``conditionally_mask`` or ``MultiSteps``, recognised from the state
+    the wrapper's ``init`` returns (its inner state holds an :class:`AggregatorState`).
+
+    Those wrappers fall back on the incoming updates, which carry the contributions' agent axis, where
+    the aggregator returns params-shaped updates (``lax.cond`` refuses the pair at the first update;
+    ``MultiSteps`` averages contributions whose counts it cannot see). They go inside, around ``inner``.
+    Plain Python on the tree's structure: call it on ``opt.init(params)`` (``AggregatorTrainState`` does).
+    """
+    wrapped = lambda x: type(x) in _FALLBACK_WRAPPERS
+    for node in jax.tree.leaves(state, is_leaf=wrapped):
+        if wrapped(node) and find_aggregator_state(tuple(node)) is not None:
+            name = _FALLBACK_WRAPPERS[type(node)]
+            raise TypeError(
+                f"{name} cannot wrap a jnigt aggregator (its fallback keeps the contributions' agent axis, "
+                f"the aggregate has none): put it inside, around the inner optimizer, e.g. "
+                f"jnigt.rennala({name}(inner, ...), batch_size); the aggregator already drops non-finite agents"
+            )
 
 
 def _host_agent_field(state, field: str, caller: str) -> np.ndarray:
