@@ -218,6 +218,7 @@ def equal_time(stage: Stage, s: dict) -> None:
     from jnigt.experiments import panels, protocol
     from jnigt.experiments.eventloop import RennalaEventLoop
     from jnigt.experiments.sweep import EqualTimeRunner
+    from jnigt.training import methods
 
     panel = panels.panels_for(s["size"])["main_c"]
     env = protocol.make_env(panel)
@@ -251,7 +252,7 @@ def equal_time(stage: Stage, s: dict) -> None:
         share = Stage(stage.events, stage.name, stage.left() / 3)  # the event loop keeps a third
         r = _rate(call, compile_s, t_round, share, x, s["max_rounds"])
         r.update(panel=panel.name, env=panel.env, horizon=panel.horizon, n=panel.num_agents, K=k, M=m)
-        r.update(parallel_trajectories=k * (m if x == "rennala" else 1), rounds_of="rennala")
+        r.update(parallel_trajectories=k * (m if methods.get(x).BATCHES else 1), rounds_of="rennala")
         stage.result(x, r)
         rates[x] = r.get("env_steps_per_s")
     if not stage.over("event loop"):

@@ -84,7 +84,8 @@ class Measured(Assumed):
             for m, r in st.get(stage, {}).get("results", {}).items():
                 if m in panels.LABELS and r.get("env_steps_per_s"):
                     width = r.get(
-                        "parallel_trajectories", r.get("K", 1) * (r.get("M", 1) if m != "afedpg" else 1)
+                        "parallel_trajectories",
+                        r.get("K", 1) * (r.get("M", 1) if methods.get(m).BATCHES else 1),
                     )
                     self.points[m] = (width, r["env_steps_per_s"], stage)
                     if "compile_s" in r:

@@ -27,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from jnigt.experiments import theory_lqr  # noqa: E402
+from jnigt.training import methods  # noqa: E402
 
 
 def main(argv=None):
@@ -62,7 +63,7 @@ def main(argv=None):
     for _, n, _ in d.scenarios():
         near = min(ns, key=lambda m: abs(m - n))
         for method in theory_lqr.METHODS:
-            c = cost["afedpg" if method == "afedpg" else "rennala", near]
+            c = cost["rennala" if methods.get(method).BATCHES else "afedpg", near]
             grid = len(d.alphas(method)) * len(d.momenta) * len(d.batch_sizes(method, n))
             runs = grid * d.tune_seeds + d.report_seeds
             total += runs * d.gradients * c + d.map_seeds * len(d.map_ratios) * d.map_budget * d.gradients * c
@@ -70,7 +71,7 @@ def main(argv=None):
     for _, n, _ in d.hetero:
         near = min(ns, key=lambda m: abs(m - n))
         for method in theory_lqr.HETERO_METHODS:
-            c = cost["afedpg" if method == "afedpg" else "rennala", near]
+            c = cost["rennala" if methods.get(method).BATCHES else "afedpg", near]
             runs = len(d.alphas(method)) * len(d.momenta) * d.tune_seeds + d.report_seeds
             total += runs * d.hetero_gradients * c
             compiles += 1
