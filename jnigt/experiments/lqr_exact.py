@@ -64,7 +64,7 @@ EXACT_RECORDS = ("exact_grad_norm", "exact_gap")
 THEORY_NAMES = {name: module.THEORY_NAME for name, module in methods.METHODS.items()}
 
 #: Exponent of 1/eps of each term of Table 1 / Theorems 4.4 and 5.1 (docs/algorithms.md#theory), as
-#: (computation terms, communication term). All are upper bounds except where ``theory.TABLE1_NOTES``
+#: (computation terms, communication term). All are upper bounds except where ``theory.TABLE1_LOWER_BOUNDS``
 #: says otherwise (Synchronous NIGT's computation, AFedPG's communication: lower bounds). As eps -> 0 the
 #: largest exponent wins: 3.5 for every NIGT method when sigma > 0.
 THEORY_EXPONENTS = {
